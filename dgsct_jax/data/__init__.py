@@ -1,0 +1,1 @@
+"""Datasets (TFDS builders, the embedded synthetic dataset) and the grain input pipeline."""

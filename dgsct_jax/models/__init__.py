@@ -1,0 +1,1 @@
+"""Flax NNX modules: encoders, DG-SCT adapters and task heads."""

@@ -1,0 +1,226 @@
+"""Building blocks shared by Swin-V2, HTS-AT, the DG-SCT adapters and the heads.
+
+Numerics follow PyTorch: LayerNorm/BatchNorm eps 1e-5, exact (erf) GELU,
+PyTorch default initialisers, BatchNorm running variance updated with the
+unbiased batch variance. Attribute names follow the PyTorch modules so that
+weight conversion is a rename table (`fc1`, `fc2`, `reduction`, `norm`, ...).
+
+Conventions used by every module of the package:
+* tokens are (B, L, C), row-major over an (H, W) grid known at construction;
+* `__call__(x, *, deterministic=True, rngs=None)`: stochastic parts (drop
+  path, SpecAugment, dropout) run only when `deterministic=False` and draw
+  from `rngs` (an `nnx.Rngs` with a `dropout` stream) given at call time;
+* frozen backbone weights are `nnx.Param`; weights that train are `Trainable`
+  (see `mark_trainable`); BatchNorm statistics are `nnx.BatchStat`.
+"""
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+# Sharding is applied by the trainer from logical axis names and config rules,
+# so modules can be built outside any mesh.
+nnx.use_eager_sharding(False)
+
+
+class Trainable(nnx.Param):
+  """A parameter that receives gradients and optimizer state (adapters, heads)."""
+
+
+def mark_trainable(module: nnx.Module) -> nnx.Module:
+  """Turns every plain `nnx.Param` inside `module` into a `Trainable`, in place."""
+  for _, node in nnx.iter_graph(module):
+    if isinstance(node, nnx.Module):
+      for name, value in list(vars(node).items()):
+        if type(value) is nnx.Param:  # pylint: disable=unidiomatic-typecheck
+          setattr(node, name, Trainable(value.get_value(), **value.get_metadata()))
+  return module
+
+
+gelu = functools.partial(jax.nn.gelu, approximate=False)
+
+
+def torch_kernel_init(axes=None):
+  """PyTorch's Linear/Conv default: U(±1/sqrt(fan_in)) (kaiming_uniform, a=√5)."""
+  init = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+  return nnx.with_partitioning(init, axes) if axes else init
+
+
+def torch_bias_init(fan_in: int, axes=None):
+  bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return nnx.with_partitioning(init, axes) if axes else init
+
+
+def linear(in_features: int, out_features: int, *, use_bias: bool = True,
+           axes=("embed", "mlp"), dtype=None, param_dtype=jnp.float32,
+           rngs: nnx.Rngs) -> nnx.Linear:
+  """A Linear layer with PyTorch's default initialisation and logical axis names."""
+  return nnx.Linear(
+      in_features, out_features, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+      kernel_init=torch_kernel_init(axes),
+      bias_init=torch_bias_init(in_features, axes[-1:] if axes else None),
+      rngs=rngs)
+
+
+def layer_norm(num_features: int, *, eps: float = 1e-5, dtype=None,
+               param_dtype=jnp.float32, rngs: nnx.Rngs) -> nnx.LayerNorm:
+  return nnx.LayerNorm(num_features, epsilon=eps, dtype=dtype, param_dtype=param_dtype,
+                       scale_init=nnx.with_partitioning(nnx.initializers.ones, ("norm",)),
+                       bias_init=nnx.with_partitioning(nnx.initializers.zeros, ("norm",)),
+                       rngs=rngs)
+
+
+class BatchNorm(nnx.Module):
+  """PyTorch BatchNorm over the last axis (`scale`, `bias`, `mean`, `var`).
+
+  In training (`use_running_average=False`) it normalises with the biased batch
+  variance and updates the running statistics with momentum 0.1 (PyTorch
+  convention) and the *unbiased* batch variance, as PyTorch does; Flax's own
+  BatchNorm uses the biased one.
+  """
+
+  def __init__(self, num_features: int, *, momentum: float = 0.1, eps: float = 1e-5,
+               dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs | None = None):
+    del rngs
+    self.num_features = num_features
+    self.momentum = momentum
+    self.eps = eps
+    self.dtype = dtype
+    self.scale = nnx.Param(jnp.ones((num_features,), param_dtype))
+    self.bias = nnx.Param(jnp.zeros((num_features,), param_dtype))
+    self.mean = nnx.BatchStat(jnp.zeros((num_features,), jnp.float32))
+    self.var = nnx.BatchStat(jnp.ones((num_features,), jnp.float32))
+
+  def __call__(self, x, *, use_running_average: bool = True):
+    reduce_axes = tuple(range(x.ndim - 1))
+    if use_running_average:
+      mean, var = self.mean.get_value(), self.var.get_value()
+    else:
+      xf = x.astype(jnp.float32)
+      mean = xf.mean(reduce_axes)
+      var = jnp.square(xf - mean).mean(reduce_axes)
+      count = math.prod(x.shape[:-1])
+      unbiased = var * (count / max(count - 1, 1))
+      self.mean.set_value((1 - self.momentum) * self.mean.get_value() + self.momentum * mean)
+      self.var.set_value((1 - self.momentum) * self.var.get_value() + self.momentum * unbiased)
+    y = (x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale.get_value() + self.bias.get_value()
+    return y.astype(self.dtype or x.dtype)
+
+
+class DropPath(nnx.Module):
+  """Stochastic depth per sample (timm `DropPath`, scale_by_keep=True)."""
+
+  def __init__(self, rate: float):
+    self.rate = float(rate)
+
+  def __call__(self, x, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
+    if deterministic or self.rate == 0.0:
+      return x
+    if rngs is None:
+      raise ValueError("DropPath needs `rngs` (with a 'dropout' stream) when deterministic=False")
+    keep = 1.0 - self.rate
+    mask = jax.random.bernoulli(rngs.dropout(), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+    return jnp.where(mask, x / keep, 0).astype(x.dtype)
+
+
+class Mlp(nnx.Module):
+  """timm `Mlp`: fc1 → exact GELU → fc2 (dropout 0 in every model here)."""
+
+  def __init__(self, in_features: int, hidden_features: int, *, dtype=None,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
+    self.fc1 = linear(in_features, hidden_features, axes=("embed", "mlp"), dtype=dtype,
+                      param_dtype=param_dtype, rngs=rngs)
+    self.fc2 = linear(hidden_features, in_features, axes=("mlp", "embed"), dtype=dtype,
+                      param_dtype=param_dtype, rngs=rngs)
+
+  def __call__(self, x):
+    return self.fc2(gelu(self.fc1(x)))
+
+
+# ----------------------------------------------------------------------------
+# Windows (Swin V1 and V2 share these)
+# ----------------------------------------------------------------------------
+
+
+def window_partition(x, window: int):
+  """(B, H, W, C) → (B·nW, window·window, C), windows in row-major order."""
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // window, window, w // window, window, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
+
+
+def window_reverse(windows, window: int, h: int, w: int):
+  """Inverse of `window_partition`: (B·nW, window·window, C) → (B, H, W, C)."""
+  c = windows.shape[-1]
+  x = windows.reshape(-1, h // window, w // window, window, window, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
+
+
+def shifted_window_mask(h: int, w: int, window: int, shift: int) -> np.ndarray | None:
+  """The additive attention mask of shifted windows: (nW, N, N) of 0 / -100.
+
+  Regions are labelled as in the Swin reference (three slices per axis) and
+  token pairs from different regions get -100. None when there is no shift.
+  """
+  if shift == 0:
+    return None
+  img = np.zeros((1, h, w, 1), np.float32)
+  slices = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+  count = 0
+  for hs in slices:
+    for ws in slices:
+      img[:, hs, ws, :] = count
+      count += 1
+  windows = np.asarray(window_partition(img, window))[..., 0]  # (nW, N)
+  diff = windows[:, None, :] - windows[:, :, None]
+  return np.where(diff != 0, -100.0, 0.0).astype(np.float32)
+
+
+def relative_position_index(window_h: int, window_w: int) -> np.ndarray:
+  """Index into the (2Wh-1)(2Ww-1) relative-position table for each token pair."""
+  coords = np.stack(np.meshgrid(np.arange(window_h), np.arange(window_w), indexing="ij"))
+  coords = coords.reshape(2, -1)
+  rel = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0)
+  rel[:, :, 0] += window_h - 1
+  rel[:, :, 1] += window_w - 1
+  rel[:, :, 0] *= 2 * window_w - 1
+  return rel.sum(-1).astype(np.int32)
+
+
+def merge_2x2(x, h: int, w: int):
+  """(B, H·W, C) → (B, H/2·W/2, 4C), neighbours concatenated as the references do:
+  [(even row, even col), (odd row, even col), (even row, odd col), (odd row, odd col)]."""
+  b, _, c = x.shape
+  x = x.reshape(b, h, w, c)
+  parts = [x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]]
+  return jnp.concatenate(parts, axis=-1).reshape(b, (h // 2) * (w // 2), 4 * c)
+
+
+class PatchMerging(nnx.Module):
+  """2×2 patch merging. Swin-V2 (`post_norm=True`): reduction then norm(2C);
+  Swin-V1 / HTS-AT (`post_norm=False`): norm(4C) then reduction."""
+
+  def __init__(self, resolution: tuple[int, int], dim: int, *, post_norm: bool,
+               dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+    self.resolution = tuple(resolution)
+    self.post_norm = post_norm
+    self.reduction = linear(4 * dim, 2 * dim, use_bias=False, axes=("mlp", "embed"),
+                            dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.norm = layer_norm(2 * dim if post_norm else 4 * dim, dtype=dtype,
+                           param_dtype=param_dtype, rngs=rngs)
+
+  def __call__(self, x):
+    h, w = self.resolution
+    if h % 2 or w % 2:
+      raise ValueError(f"PatchMerging needs an even token grid, got {h}x{w}")
+    x = merge_2x2(x, h, w)
+    if self.post_norm:
+      return self.norm(self.reduction(x))
+    return self.reduction(self.norm(x))
