@@ -1,0 +1,53 @@
+r"""Runs a converted model (eval mode, float32) on the arrays of an .npz file.
+
+    python -m weight_conversion.run --params=weights/swinv2_l \
+        --inputs=in.npz --outputs=out.npz
+
+The arch and model config come from the directory's manifest (`--arch` only
+checks them). What the inputs must hold and what the outputs hold depends on
+the arch (its docstring, `--list` of weight_conversion.convert).
+"""
+import sys
+
+import numpy as np
+from absl import app
+from absl import flags
+
+from weight_conversion import archs as archs_lib
+from weight_conversion import store
+
+_ARCH = flags.DEFINE_string("arch", None, "expected architecture (checked against the manifest)")
+_PARAMS = flags.DEFINE_string("params", None, "converted-weights directory")
+_INPUTS = flags.DEFINE_string("inputs", None, "input .npz")
+_OUTPUTS = flags.DEFINE_string("outputs", None, "output .npz")
+
+
+def run_directory(params_dir, inputs: dict[str, np.ndarray], arch_name: str | None = None):
+  values, manifest = store.load(params_dir)
+  if arch_name and arch_name != manifest["arch"]:
+    raise ValueError(f"{params_dir} holds arch {manifest['arch']!r}, not {arch_name!r}")
+  arch = archs_lib.get(manifest["arch"])
+  model = archs_lib.materialize(arch, manifest["model_config"], values)
+  return {k: np.asarray(v) for k, v in arch.run(model, inputs).items()}
+
+
+def main(argv):
+  del argv
+  for flag in (_PARAMS, _INPUTS, _OUTPUTS):
+    if not flag.value:
+      raise app.UsageError(f"--{flag.name} is required")
+  with np.load(_INPUTS.value, allow_pickle=False) as data:
+    inputs = {k: data[k] for k in data.files}
+  try:
+    outputs = run_directory(_PARAMS.value, inputs, _ARCH.value)
+  except (ValueError, KeyError, FileNotFoundError) as e:
+    print(f"run failed: {e}", file=sys.stderr)
+    return 1
+  np.savez(_OUTPUTS.value, **outputs)
+  for k, v in outputs.items():
+    print(f"{k:20s} {str(v.shape):24s} mean {v.mean():+.5f} std {v.std():.5f}")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(lambda argv: sys.exit(main(argv)))
