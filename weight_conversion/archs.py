@@ -20,6 +20,7 @@ from weight_conversion import engine
 MAP_MODULES = (
     "weight_conversion.swinv2_map",
     "weight_conversion.htsat_map",
+    "weight_conversion.ave_head_map",
     "weight_conversion.dgsct_map",
 )
 
