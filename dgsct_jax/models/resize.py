@@ -1,0 +1,113 @@
+"""PyTorch-exact bicubic resizing as precomputed interpolation matrices.
+
+`torch.nn.functional.interpolate(mode="bicubic", antialias=False)` is separable:
+each output sample is a 4-tap cubic-convolution (Keys, A = -0.75) of the input
+along each axis, with the tap indices clamped to the border. Because sizes are
+static, each axis is a fixed (out, in) matrix, so resizing is one or two matmuls
+that run anywhere (numpy on the host for the AVE frames, jnp on the accelerator
+for the HTS-AT time axis) and are differentiable for free.
+
+`jax.image.resize` is not a substitute: its "cubic" uses A = -0.5, half-pixel
+centres only, and antialiasing when downsampling (spec §8.12).
+
+The matrix builder follows PyTorch's CPU kernel arithmetic (float32 "opmath"
+for float32 inputs): source coordinate, fractional part and the four cubic
+coefficients are computed in float32, so the weights equal PyTorch's to the
+last bit in the common cases; taps that clamp onto the same border pixel are
+summed into one matrix entry.
+
+  align_corners=True:  src = dst * (in - 1) / (out - 1)          (0 when out == 1)
+  align_corners=False: src = (dst + 0.5) * in / out - 0.5        (no clamp at 0 for cubic)
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+CUBIC_A = -0.75  # PyTorch's bicubic constant (OpenCV uses the same; PIL/jax use -0.5).
+
+
+def _cubic_coefficients(t: np.ndarray, a: float) -> np.ndarray:
+  """The four Keys weights for fractional offsets t (float32), shape (..., 4)."""
+  a = np.float32(a)
+  one = np.float32(1.0)
+
+  def conv1(x):  # |x| <= 1
+    return ((a + 2) * x - (a + 3)) * x * x + one
+
+  def conv2(x):  # 1 < |x| < 2
+    return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+  x2 = one - t
+  return np.stack([conv2(t + one), conv1(t), conv1(x2), conv2(x2 + one)], axis=-1)
+
+
+@functools.lru_cache(maxsize=64)
+def _bicubic_matrix_cached(in_size: int, out_size: int, align_corners: bool, a: float):
+  if in_size < 1 or out_size < 1:
+    raise ValueError(f"sizes must be positive, got in_size={in_size}, out_size={out_size}")
+  dst = np.arange(out_size, dtype=np.float32)
+  if align_corners:
+    scale = (np.float32(in_size - 1) / np.float32(out_size - 1) if out_size > 1
+             else np.float32(0.0))
+    src = scale * dst
+  else:
+    scale = np.float32(in_size) / np.float32(out_size)
+    src = scale * (dst + np.float32(0.5)) - np.float32(0.5)
+  src = src.astype(np.float32)
+  # PyTorch's guard_index_and_lambda: index capped at in-1, fraction clamped to [0, 1].
+  base = np.minimum(np.floor(src), np.float32(in_size - 1))
+  t = np.clip(src - base, 0, 1).astype(np.float32)
+  weights = _cubic_coefficients(t, a).astype(np.float64)  # (out, 4)
+  taps = base.astype(np.int64)[:, None] + np.arange(-1, 3)[None, :]
+  taps = np.clip(taps, 0, in_size - 1)
+  matrix = np.zeros((out_size, in_size), np.float64)
+  np.add.at(matrix, (np.repeat(np.arange(out_size), 4), taps.reshape(-1)), weights.reshape(-1))
+  matrix = matrix.astype(np.float32)
+  matrix.setflags(write=False)
+  return matrix
+
+
+def bicubic_matrix(in_size: int, out_size: int, *, align_corners: bool,
+                   a: float = CUBIC_A) -> np.ndarray:
+  """The (out_size, in_size) float32 matrix M with `y = M @ x` along one axis.
+
+  Equals what `F.interpolate(..., mode="bicubic", align_corners=...)` does along
+  that axis for an explicit output size (no `scale_factor`, no antialias). The
+  returned array is read-only and cached; copy it before modifying.
+  """
+  return _bicubic_matrix_cached(int(in_size), int(out_size), bool(align_corners), float(a))
+
+
+def resize_axis(x, out_size: int, axis: int, *, align_corners: bool, xp=jnp,
+                precision=jax.lax.Precision.HIGHEST):
+  """Bicubic resize of one axis of `x` (numpy when `xp is np`, else jnp).
+
+  An axis whose size does not change is returned untouched only when
+  align_corners=True (then the matrix is exactly the identity); with
+  align_corners=False PyTorch's same-size bicubic is also the identity, so
+  both short-cut.
+  """
+  axis = axis % x.ndim
+  in_size = x.shape[axis]
+  if in_size == out_size:
+    return x
+  m = bicubic_matrix(in_size, out_size, align_corners=align_corners)
+  if xp is np:
+    y = np.tensordot(m, np.asarray(x, np.float32), axes=([1], [axis]))
+  else:
+    y = jnp.tensordot(jnp.asarray(m), x, axes=([1], [axis]), precision=precision)
+  return xp.moveaxis(y, 0, axis)
+
+
+def resize_2d(x, out_hw: tuple[int, int], *, align_corners: bool, axes=(-2, -1), xp=jnp,
+              precision=jax.lax.Precision.HIGHEST):
+  """Bicubic resize of two axes (default: the last two, i.e. (..., H, W)).
+
+  Matches `F.interpolate(x, size=out_hw, mode="bicubic", align_corners=...)`
+  for NCHW input with the default axes; pass `axes=(1, 2)` for NHWC.
+  """
+  h_axis, w_axis = axes
+  x = resize_axis(x, out_hw[0], h_axis, align_corners=align_corners, xp=xp, precision=precision)
+  return resize_axis(x, out_hw[1], w_axis, align_corners=align_corners, xp=xp, precision=precision)
