@@ -90,3 +90,28 @@ def test_errors():
     avqa.avqa_accuracy([1, 2], [1], [("Audio", "Counting")] * 2)
   with pytest.raises(KeyError, match="'maybe' is not in the answer vocabulary"):
     avqa.answers_to_ids(["yes", "maybe"], ["yes", "no"])
+
+
+def test_evaluate_cli(qa, annotations_dir, tmp_path):
+  """The CLI end to end (subprocess) on json predictions in json order, plus id checks."""
+  import subprocess
+  import sys
+  from dgsct_jax import evaluate
+  root = annotations_dir / "AVQA"
+  preds = [{"question_id": s["question_id"], "answer": s["anser"]} for s in qa["test"]]
+  preds[0]["answer"] = "zero" if preds[0]["answer"] != "zero" else "one"   # one wrong
+  path = tmp_path / "pred.json"
+  path.write_text(json.dumps(preds))
+  out = tmp_path / "scores.json"
+  res = subprocess.run(
+      [sys.executable, "-m", "dgsct_jax.evaluate", "--task=avqa", f"--predictions={path}",
+       f"--annotations={root / 'avqa-test.json'}", f"--ans_vocab={root / 'ans_vocab.txt'}",
+       f"--output={out}"], capture_output=True, text=True, check=False)
+  assert res.returncode == 0, res.stderr
+  assert "overall: 99.99 %" in res.stdout
+  assert json.loads(out.read_text())["overall"] == pytest.approx(100 * 9184 / 9185)
+  # question_id repeats in MUSIC-AVQA: a shuffled order cannot be re-aligned.
+  path.write_text(json.dumps(preds[::-1]))
+  with pytest.raises(ValueError, match="occur more than once"):
+    evaluate.evaluate("avqa", path, annotations=root / "avqa-test.json",
+                      ans_vocab=root / "ans_vocab.txt")

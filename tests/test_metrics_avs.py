@@ -122,3 +122,14 @@ def test_accumulator_matches_evaluate_dataset_on_random_batches():
   assert acc.result() == avs.evaluate_dataset(logits, masks, batch_size=4)
   with pytest.raises(ValueError, match="whole videos"):
     avs.evaluate_dataset(logits[:, :4], masks[:, :4].reshape(-1, 16, 16), batch_size=4)
+
+
+def test_evaluate_cli_library_entry(tmp_path):
+  from dgsct_jax import evaluate
+  logits, masks = _two_frames()
+  np.savez(tmp_path / "p.npz", logits=logits, masks=masks)
+  got = evaluate.evaluate("avs", tmp_path / "p.npz", batch_size=1, frames_per_video=1)
+  assert got == avs.evaluate_dataset(logits, masks, batch_size=1, frames_per_video=1)
+  with pytest.raises(KeyError, match="missing arrays"):
+    np.savez(tmp_path / "q.npz", logits=logits)
+    evaluate.evaluate("avs", tmp_path / "q.npz")
