@@ -1,0 +1,184 @@
+"""AVE: audio-visual event localisation, 4143 videos x 10 one-second segments.
+
+Builds ArrayRecord shards from the official release in `manual_dir` (layout in
+README.md next to this file), without TensorFlow: features are only Tensor,
+ClassLabel and Text, frames are stored as the original JPEG bytes of the 10
+frames the reference samples, audio as float32 (10, 32000).
+
+Per-segment labels are derived from Annotations.txt (labels.h5 is not
+distributed with the annotations): segment t of row i is the row's category
+when StartTime <= t < EndTime, else background (index 28). Splits are the rows
+listed by {train,val,test}_order.h5: 3339 / 402 / 402. A video id may appear
+in several rows (different events of one video); each row is one example.
+"""
+import dataclasses
+import logging
+import pathlib
+
+import h5py
+import numpy as np
+import tensorflow_datasets as tfds
+
+from dgsct_jax.data import records
+
+NUM_SEGMENTS = 10
+SAMPLE_RATE = 32_000
+NUM_CLASSES = 28  # Event classes; index 28 is background.
+BACKGROUND = NUM_CLASSES
+SPLITS = {"train": "train_order.h5", "val": "val_order.h5", "test": "test_order.h5"}
+SPLIT_SIZES = {"train": 3339, "val": 402, "test": 402}
+
+_HOMEPAGE = "https://sites.google.com/view/audiovisualresearch"
+_CITATION = """@inproceedings{TianECCV2018, title={Audio-Visual Event Localization in
+Unconstrained Videos}, author={Tian, Yapeng and Shi, Jing and Li, Bochen and Duan,
+Zhiyao and Xu, Chenliang}, booktitle={ECCV}, year={2018}}"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One line of Annotations.txt (0-based index `row`, header excluded)."""
+  row: int
+  category: str
+  video_id: str
+  start: int
+  end: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Annotations:
+  rows: tuple[Row, ...]
+  class_names: tuple[str, ...]
+  splits: dict  # split name -> np.ndarray of row indices
+
+  def segment_labels(self, row: Row) -> np.ndarray:
+    """int32 (10,): the row's class where start <= t < end, else background."""
+    t = np.arange(NUM_SEGMENTS)
+    cls = self.class_names.index(row.category)
+    return np.where((t >= row.start) & (t < row.end), cls, BACKGROUND).astype(np.int32)
+
+
+def _read_rows(path: pathlib.Path) -> tuple[Row, ...]:
+  lines = path.read_text().splitlines()
+  if not lines or not lines[0].startswith("Category&VideoID"):
+    raise ValueError(f"{path}: expected the header 'Category&VideoID&Quality&StartTime&EndTime'")
+  rows = []
+  for n, line in enumerate(lines[1:]):
+    fields = line.strip().split("&")
+    if len(fields) != 5:
+      raise ValueError(f"{path} line {n + 2}: expected 5 '&'-separated fields, got {line!r}")
+    cat, vid, _, start, end = fields
+    start, end = int(start), int(end)
+    if not 0 <= start <= end <= NUM_SEGMENTS:  # One real row (0&0) has an empty span.
+      raise ValueError(f"{path} line {n + 2}: bad event span [{start}, {end})")
+    rows.append(Row(n, cat, vid, start, end))
+  return tuple(rows)
+
+
+def read_annotations(annotations_dir) -> Annotations:
+  """Annotations.txt, categories.txt and the split *_order.h5 files, checked."""
+  root = pathlib.Path(annotations_dir)
+  for name in ("Annotations.txt", "categories.txt", *SPLITS.values()):
+    if not (root / name).is_file():
+      raise FileNotFoundError(f"AVE annotation file missing: {root / name}")
+  rows = _read_rows(root / "Annotations.txt")
+  names = tuple(l.strip() for l in (root / "categories.txt").read_text().splitlines() if l.strip())
+  if len(names) != NUM_CLASSES:
+    raise ValueError(f"{root / 'categories.txt'}: expected {NUM_CLASSES} class names, got {len(names)}")
+  unknown = sorted({r.category for r in rows} - set(names))
+  if unknown:
+    raise ValueError(f"{root / 'Annotations.txt'}: categories not in categories.txt: {unknown}")
+  splits = {}
+  for split, name in SPLITS.items():
+    with h5py.File(root / name, "r") as f:
+      order = np.asarray(f["order"][:], np.int64)
+    if order.min() < 0 or order.max() >= len(rows):
+      raise ValueError(f"{root / name}: row index out of range [0, {len(rows)})")
+    splits[split] = order
+  return Annotations(rows, names, splits)
+
+
+class Ave(tfds.core.GeneratorBasedBuilder):
+  """AVE with 10 sampled JPEG frames and 10 x 1 s of 32 kHz audio per row."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release: DG-SCT preprocessing, labels from Annotations.txt."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+  Put the AVE release in `manual_dir` (the DG-SCT `data/AVE` folder):
+    Annotations.txt, categories.txt, train_order.h5, val_order.h5, test_order.h5
+    frames/<video_id>/00000001.jpg ...   (frames.zip of the DG-SCT README)
+    wave/<video_id>.npy                  (wave.zip: float, 10 x 32000 at 32 kHz)
+  See dgsct_jax/data/builders/ave/README.md.
+  """
+
+  def __init__(self, *, skip_bad: bool = False, min_frames: int = NUM_SEGMENTS,
+               annotations_dir=None, **kwargs):
+    """skip_bad: leave out videos with bad media (counted in `self.skip_report`)
+
+    instead of stopping; min_frames: fewer available frames is bad input;
+    annotations_dir: where the annotation files are, if not in manual_dir.
+    """
+    self.skip_bad = skip_bad
+    self.min_frames = min_frames
+    self.annotations_dir = annotations_dir
+    self.skip_report = records.SkipReport()
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "video_id": tfds.features.Text(),
+            "row": tfds.features.Tensor(shape=(), dtype=np.int32),
+            "frames": tfds.features.Tensor(shape=(NUM_SEGMENTS,), dtype=np.object_),
+            "num_frames": tfds.features.Tensor(shape=(), dtype=np.int32),
+            "audio": tfds.features.Tensor(shape=(NUM_SEGMENTS, SAMPLE_RATE), dtype=np.float32),
+            "label": tfds.features.Sequence(
+                tfds.features.ClassLabel(num_classes=NUM_CLASSES + 1), length=NUM_SEGMENTS),
+            "category": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
+            "start": tfds.features.Tensor(shape=(), dtype=np.int32),
+            "end": tfds.features.Tensor(shape=(), dtype=np.int32),
+        }),
+        supervised_keys=None,
+        homepage=_HOMEPAGE,
+        citation=_CITATION,
+    )
+
+  def _split_generators(self, dl_manager):
+    manual = pathlib.Path(dl_manager.manual_dir)
+    ann = read_annotations(self.annotations_dir or manual)
+    # Class names come from the release's categories.txt (index order of labels.h5).
+    self.info.features["category"].names = list(ann.class_names)
+    self.info.features["label"].feature.names = list(ann.class_names) + ["background"]
+    return {split: self._generate_examples(manual, ann, split) for split in SPLITS}
+
+  def _generate_examples(self, manual: pathlib.Path, ann: Annotations, split: str):
+    for index in ann.splits[split]:
+      row = ann.rows[int(index)]
+      key = f"{row.row:04d}_{row.video_id}"
+      try:
+        example = self._example(manual, ann, row)
+      except records.BadMediaError as e:
+        if not self.skip_bad:
+          raise records.BadMediaError(f"AVE {split} row {row.row} ({row.video_id}): {e}\n"
+                                      "Fix the file or build with skip_bad=True.") from e
+        self.skip_report.add(split, key, str(e))
+        continue
+      yield key, example
+    if self.skip_report.count(split):
+      logging.warning("AVE %s: skipped %d of %d videos with bad media", split,
+                      self.skip_report.count(split), len(ann.splits[split]))
+
+  def _example(self, manual: pathlib.Path, ann: Annotations, row: Row) -> dict:
+    frames, available = records.select_frames(
+        manual / "frames" / row.video_id, NUM_SEGMENTS, self.min_frames)
+    audio = records.load_wave(manual / "wave" / f"{row.video_id}.npy", NUM_SEGMENTS, SAMPLE_RATE)
+    return {
+        "video_id": row.video_id,
+        "row": row.row,
+        "frames": np.array(frames, dtype=object),
+        "num_frames": available,
+        "audio": audio,
+        "label": ann.segment_labels(row),
+        "category": ann.class_names.index(row.category),
+        "start": row.start,
+        "end": row.end,
+    }
