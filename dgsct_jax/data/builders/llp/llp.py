@@ -1,0 +1,154 @@
+"""LLP (Look, Listen and Parse) for AVVP: 11 849 ten-second clips, 25 classes.
+
+Builds ArrayRecord shards, TF-free, from the DG-SCT `data/AVVP` folder in
+`manual_dir` (layout in README.md next to this file). Per video: the 10 JPEG
+frames the reference reads (`00000001.jpg`..`00000010.jpg`, stored as the
+original bytes), the 32 kHz wave (10, 32000), the R(2+1)D snippet features
+(10, 512), the weak multi-hot label (25,) in the reference's class order, and
+for val/test the dense per-second audio and visual GT (25, 10) built from the
+eval CSVs by exact filename (`dgsct_jax.metrics.avvp.dense_ground_truth`, the
+same join the metric uses). Train examples carry zero GT and
+`has_dense_labels=False`. Splits: 10 000 / 649 / 1 200 rows in CSV order; the
+media key is `filename[:11]`.
+"""
+import logging
+import pathlib
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from dgsct_jax.data import records
+from dgsct_jax.data import task_media
+from dgsct_jax.metrics import avvp
+
+NUM_SEGMENTS = 10
+SAMPLE_RATE = 32_000
+R2P1D_DIM = 512
+SPLIT_CSV = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP_test_pd.csv"}
+SPLIT_SIZES = {"train": 10_000, "val": 649, "test": 1_200}
+DENSE_SPLITS = ("val", "test")
+
+_HOMEPAGE = "https://github.com/YapengTian/AVVP-ECCV20"
+_CITATION = """@inproceedings{tian2020unified, title={Unified Multisensory Perception:
+Weakly-Supervised Audio-Visual Video Parsing}, author={Tian, Yapeng and Li, Dingzeyu and
+Xu, Chenliang}, booktitle={ECCV}, year={2020}}"""
+
+
+def read_splits(annotations_dir) -> dict:
+  """{split: [(filename, labels)]} in CSV order, plus 'dense_audio'/'dense_visual' rows.
+
+  Checks that the three splits are disjoint and, when AVVP_dataset_full.csv is
+  present, that they make up exactly that file.
+  """
+  root = pathlib.Path(annotations_dir)
+  for name in (*SPLIT_CSV.values(), "AVVP_eval_audio.csv", "AVVP_eval_visual.csv"):
+    if not (root / name).is_file():
+      raise FileNotFoundError(f"LLP annotation file missing: {root / name}")
+  out = {split: avvp.read_weak_csv(root / name) for split, name in SPLIT_CSV.items()}
+  seen: dict[str, str] = {}
+  for split in SPLIT_CSV:
+    for filename, _ in out[split]:
+      if filename in seen:
+        raise ValueError(f"{filename!r} is in both {seen[filename]} and {split}")
+      seen[filename] = split
+  full = root / "AVVP_dataset_full.csv"
+  if full.is_file():
+    names = {f for f, _ in avvp.read_weak_csv(full)}
+    if names != set(seen):
+      raise ValueError(f"{full}: the splits hold {len(seen)} videos, the full list {len(names)}; "
+                       f"{len(names ^ set(seen))} differ")
+  out["dense_audio"] = avvp.read_dense_csv(root / "AVVP_eval_audio.csv")
+  out["dense_visual"] = avvp.read_dense_csv(root / "AVVP_eval_visual.csv")
+  return out
+
+
+class Llp(tfds.core.GeneratorBasedBuilder):
+  """LLP with 10 JPEG frames, 10 x 1 s of 32 kHz audio and R(2+1)D features per video."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release: DG-SCT AVVP inputs, dense GT by exact filename."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+  Put the DG-SCT `data/AVVP` folder in `manual_dir`:
+    AVVP_train.csv, AVVP_val_pd.csv, AVVP_test_pd.csv, AVVP_eval_audio.csv,
+    AVVP_eval_visual.csv (AVVP_dataset_full.csv optional, checked if present)
+    LLP_dataset/frame/<id11>/00000001.jpg .. 00000010.jpg
+    LLP_dataset/wave/<id11>.npy                (320 000 float samples)
+    LLP_dataset/feats/r2plus1d_18/<id11>.npy   (float (10, 512))
+  See dgsct_jax/data/builders/llp/README.md.
+  """
+
+  def __init__(self, *, skip_bad: bool = False, max_videos_per_split: int | None = None,
+               annotations_dir=None, **kwargs):
+    """skip_bad: leave out videos with bad media (`self.skip_report`) instead of stopping.
+
+    max_videos_per_split: build only the first N rows of each split (smoke
+    tests, tiny media trees); None builds everything.
+    annotations_dir: where the CSVs are, if not in manual_dir.
+    """
+    self.skip_bad = skip_bad
+    self.max_videos_per_split = max_videos_per_split
+    self.annotations_dir = annotations_dir
+    self.skip_report = records.SkipReport()
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "filename": tfds.features.Text(),
+            "video_id": tfds.features.Text(),
+            "row": tfds.features.Tensor(shape=(), dtype=np.int32),
+            "frames": tfds.features.Tensor(shape=(NUM_SEGMENTS,), dtype=np.object_),
+            "audio": tfds.features.Tensor(shape=(NUM_SEGMENTS, SAMPLE_RATE), dtype=np.float32),
+            "r2p1d": tfds.features.Tensor(shape=(NUM_SEGMENTS, R2P1D_DIM), dtype=np.float32),
+            "weak": tfds.features.Tensor(shape=(avvp.NUM_CLASSES,), dtype=np.float32),
+            "gt_audio": tfds.features.Tensor(shape=(avvp.NUM_CLASSES, NUM_SEGMENTS),
+                                             dtype=np.uint8),
+            "gt_visual": tfds.features.Tensor(shape=(avvp.NUM_CLASSES, NUM_SEGMENTS),
+                                              dtype=np.uint8),
+            "has_dense_labels": tfds.features.Tensor(shape=(), dtype=np.bool_),
+        }),
+        supervised_keys=None,
+        homepage=_HOMEPAGE,
+        citation=_CITATION,
+    )
+
+  def _split_generators(self, dl_manager):
+    manual = pathlib.Path(dl_manager.manual_dir)
+    ann = read_splits(self.annotations_dir or manual)
+    return {split: self._generate_examples(manual, ann, split) for split in SPLIT_CSV}
+
+  def _generate_examples(self, manual: pathlib.Path, ann: dict, split: str):
+    rows = ann[split][:self.max_videos_per_split]
+    names = [f for f, _ in rows]
+    if split in DENSE_SPLITS:
+      gt_a = avvp.dense_ground_truth(names, ann["dense_audio"])
+      gt_v = avvp.dense_ground_truth(names, ann["dense_visual"])
+    else:
+      gt_a = gt_v = np.zeros((len(rows), avvp.NUM_CLASSES, NUM_SEGMENTS), np.uint8)
+    media = manual / "LLP_dataset"
+    for i, (filename, labels) in enumerate(rows):
+      key = f"{i:05d}_{filename}"
+      try:
+        example = self._media(media, filename[:11])
+      except records.BadMediaError as e:
+        if not self.skip_bad:
+          raise records.BadMediaError(f"LLP {split} row {i} ({filename}): {e}\n"
+                                      "Fix the file or build with skip_bad=True.") from e
+        self.skip_report.add(split, key, str(e))
+        continue
+      example.update(filename=filename, video_id=filename[:11], row=i,
+                     weak=avvp.weak_multi_hot(labels), gt_audio=gt_a[i], gt_visual=gt_v[i],
+                     has_dense_labels=split in DENSE_SPLITS)
+      yield key, example
+    if self.skip_report.count(split):
+      logging.warning("LLP %s: skipped %d of %d videos with bad media", split,
+                      self.skip_report.count(split), len(rows))
+
+  def _media(self, media: pathlib.Path, video_id: str) -> dict:
+    return {
+        "frames": np.array(task_media.numbered_jpegs(media / "frame" / video_id, NUM_SEGMENTS),
+                           dtype=object),
+        "audio": records.load_wave(media / "wave" / f"{video_id}.npy", NUM_SEGMENTS, SAMPLE_RATE),
+        "r2p1d": task_media.load_features(media / "feats" / "r2plus1d_18" / f"{video_id}.npy",
+                                          (NUM_SEGMENTS, R2P1D_DIM)),
+    }
