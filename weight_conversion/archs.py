@@ -35,6 +35,9 @@ class Arch:
   run: Callable[[nnx.Module, dict[str, np.ndarray]], dict[str, np.ndarray]]
   default_key: str | None = None      # nesting key of the usual source file
   default_prefix: str | None = None   # sub-tree prefix of the usual source file
+  # check_source(state_dict, config): raises engine.ConversionError when values the
+  # rules ignore (recomputed constants) disagree with what the model recomputes.
+  check_source: Callable[[dict, dict], None] | None = None
 
 
 def all_archs() -> dict[str, Arch]:

@@ -34,6 +34,8 @@ def convert_file(arch_name: str, src, out, *, key=None, prefix=None, config_over
   key = key if key is not None else arch.default_key
   prefix = prefix if prefix is not None else arch.default_prefix
   state_dict = sources.load_state_dict(src, key=key, prefix=prefix)
+  if arch.check_source is not None:
+    arch.check_source(state_dict, config)
   model = archs_lib.abstract_model(arch, config)
   result = engine.convert(state_dict, model, arch.rules(list(state_dict)), what=str(src))
   manifest = {
