@@ -1,0 +1,54 @@
+"""Typed string arguments for `get_config(arg)` (big_vision `parse_arg` style).
+
+    --config=configs/ave.py:variant=tiny,clean,epochs=3
+
+`parse_arg(arg, variant='large', clean=False, epochs=50)` returns a ConfigDict
+whose fields have the type of their default: `epochs=3` becomes an int,
+`clean` alone means `clean=True`, `clean=false` is False. Unknown names and
+values that do not parse as the default's type raise `ValueError`, so a typo in
+the command line never silently falls back to a default.
+"""
+import ml_collections
+
+_TRUE = {"1", "true", "yes", "on", "t", "y"}
+_FALSE = {"0", "false", "no", "off", "f", "n"}
+
+
+def _convert(name: str, text: str, default):
+  if isinstance(default, bool):
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+      return True
+    if lowered in _FALSE:
+      return False
+    raise ValueError(f"config arg {name}={text!r}: expected a boolean (true/false)")
+  if isinstance(default, (int, float)):
+    try:
+      return type(default)(text)
+    except ValueError:
+      raise ValueError(f"config arg {name}={text!r}: expected {type(default).__name__}") from None
+  if default is None or isinstance(default, str):
+    return text
+  raise TypeError(f"config arg {name}: unsupported default type {type(default).__name__}")
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """Parses 'a=1,b,c=x' against typed `defaults`; returns a locked ConfigDict."""
+  values = dict(defaults)
+  for token in (arg or "").split(","):
+    token = token.strip()
+    if not token:
+      continue
+    name, has_value, text = token.partition("=")
+    name = name.strip()
+    if name not in defaults:
+      raise ValueError(f"unknown config arg {name!r}; known: {sorted(defaults)}")
+    if not has_value:
+      if not isinstance(defaults[name], bool):
+        raise ValueError(f"config arg {name!r} needs a value ({name}=...)")
+      values[name] = True
+    else:
+      values[name] = _convert(name, text, defaults[name])
+  config = ml_collections.ConfigDict(values)
+  config.lock()
+  return config

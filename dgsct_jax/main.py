@@ -1,0 +1,93 @@
+r"""Entry point: train / eval / predict a DG-SCT model from a config file.
+
+    python -m dgsct_jax.main --config=configs/ave.py:variant=tiny,data=synthetic \
+        --workdir=runs/x [--mode=train|eval|predict] [--config.optim.lr=1e-4]
+
+`--workdir` of a stopped run resumes it. Overrides of fields that the config
+does not define fail (`lock_config=True`). `--weights_dir` (or the env var
+DGSCT_WEIGHTS_DIR) is where the converted frozen encoders live; `--data_dir`
+is the TFDS data dir. `--distributed` (or DGSCT_DISTRIBUTED=1) calls
+`jax.distributed.initialize()` first (multi-host TPU pods).
+
+A config with a `pretrain` section (configs/demo.py) first produces its own
+frozen encoders when they are absent (dgsct_jax.pretrain), and a config with a
+`demo` section runs `predict` after training: it prints the test accuracy next
+to the majority-class baseline and writes predictions and the spatial-attention
+figure. `--mode=predict` does the same for a trained workdir.
+"""
+import json
+import os
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path.py:args).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs).")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"], "What to do.")
+_WEIGHTS_DIR = flags.DEFINE_string("weights_dir", None,
+                                   "Converted encoder weights root (env DGSCT_WEIGHTS_DIR).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir of the real datasets.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
+                                 "Call jax.distributed.initialize() (env DGSCT_DISTRIBUTED=1).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def resolve_paths(config, workdir: str):
+  """Fills the config's path fields from flags/env (configs never hold machine paths)."""
+  weights = _WEIGHTS_DIR.value or os.environ.get("DGSCT_WEIGHTS_DIR") or config.weights_dir
+  if not weights and "pretrain" in config:
+    weights = str(pathlib.Path(workdir) / "encoders")
+  config.weights_dir = weights or ""
+  if _DATA_DIR.value:
+    config.data.data_dir = _DATA_DIR.value
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from dgsct_jax import distributed  # pylint: disable=import-outside-toplevel
+  distributed.initialize(_DISTRIBUTED.value)
+
+  from dgsct_jax import train  # pylint: disable=import-outside-toplevel
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  resolve_paths(config, workdir)
+  pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+
+  if _MODE.value == "train":
+    if "pretrain" in config:
+      from dgsct_jax import pretrain  # pylint: disable=import-outside-toplevel
+      pretrain.ensure_encoders(config)
+    try:
+      result = train.train_and_evaluate(config, workdir)
+    except train.NonFiniteError as e:
+      logging.error("%s", e)
+      print(f"ERROR: {e}", file=sys.stderr)
+      sys.exit(3)
+    if result["stopped"]:
+      return
+    if "demo" in config:
+      report(train.predict(config, workdir))
+  elif _MODE.value == "eval":
+    result = train.evaluate(config, workdir)
+    result.pop("predictions")
+    print(json.dumps(result, indent=1))
+  else:
+    report(train.predict(config, workdir))
+
+
+def report(result: dict):
+  print(f"{result['split']} segment accuracy: {result['accuracy']:.2f}%  "
+        f"(majority-class baseline: {result['majority_baseline']:.2f}%, "
+        f"{result['segments']} segments, best checkpoint of step {result['checkpoint_step']})")
+  print(f"predictions: {result['predictions_file']}")
+  if result.get("figure"):
+    print(f"spatial attention figure: {result['figure']}")
+
+
+if __name__ == "__main__":
+  app.run(main)
