@@ -138,6 +138,10 @@ class Avsbench(tfds.core.GeneratorBasedBuilder):
             "audio": tfds.features.Tensor(shape=(NUM_FRAMES, SAMPLE_RATE), dtype=np.float32),
         }),
         supervised_keys=None,
+        # Keep annotation order (keys are zero-padded row numbers; TFDS writes
+        # them sorted): the reference metrics depend on it (AVS batches of 4 in
+        # CSV order, AVQA types by json row). Grain shuffles for training.
+        disable_shuffling=True,
         homepage="https://github.com/OpenNLPLab/AVSBench",
         citation="""@inproceedings{zhou2022avs, title={Audio-Visual Segmentation},
 author={Zhou, Jinxing and others}, booktitle={ECCV}, year={2022}}""",

@@ -108,6 +108,10 @@ class Llp(tfds.core.GeneratorBasedBuilder):
             "has_dense_labels": tfds.features.Tensor(shape=(), dtype=np.bool_),
         }),
         supervised_keys=None,
+        # Keep annotation order (keys are zero-padded row numbers; TFDS writes
+        # them sorted): the reference metrics depend on it (AVS batches of 4 in
+        # CSV order, AVQA types by json row). Grain shuffles for training.
+        disable_shuffling=True,
         homepage=_HOMEPAGE,
         citation=_CITATION,
     )

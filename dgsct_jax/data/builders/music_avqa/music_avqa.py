@@ -1,0 +1,205 @@
+"""MUSIC-AVQA for the AVST head: a QA-level and a video-level dataset, joined by `video_id`.
+
+Two configs, built TF-free into ArrayRecord from the DG-SCT `data/AVQA` folder
+in `manual_dir` (layout in README.md next to this file):
+* `music_avqa/qa`: one example per QA pair in json order (`question_id`
+  repeats in MUSIC-AVQA, so the key is the row): the 14 question token ids
+  (`dgsct_jax.data.avqa_text`, exactly the reference's tokenisation), the
+  answer id in the answer vocabulary, the (modality, subtype) type kept per
+  sample, and `video_index`, the video's position in the split's video list
+  (first-appearance order: the index space of the reference's negatives).
+* `music_avqa/videos`: one example per video of each split's video list: the
+  10 sampled JPEG frames (`int(linspace(1, n, 10))`, 1-based, as AVE) as the
+  original bytes, and the 32 kHz wave (10, 32000). Negatives are drawn at
+  input time from this table.
+
+Vocabularies: built from `json/avqa-train.json` by first appearance (93
+question tokens, 42 answers) and checked against the release dumps
+`ques_vocab.txt` / `ans_vocab.txt` when present (mismatch is an error). When
+the train json is absent the dumps are used (logged), and only the splits
+whose json exists are built.
+"""
+import logging
+import pathlib
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from dgsct_jax.data import avqa_text
+from dgsct_jax.data import records
+from dgsct_jax.metrics import avqa as avqa_metrics
+
+NUM_SEGMENTS = 10
+SAMPLE_RATE = 32_000
+SPLITS = ("train", "val", "test")
+
+
+def read_split_json(manual, split: str) -> list[dict] | None:
+  """json/avqa-<split>.json as a list of samples, or None when absent."""
+  path = pathlib.Path(manual) / "json" / f"avqa-{split}.json"
+  return avqa_text.load_json(path) if path.is_file() else None
+
+
+def video_list(samples: list[dict]) -> list[str]:
+  """Video ids in order of first appearance (the reference's `video_list`)."""
+  return list(dict.fromkeys(s["video_id"] for s in samples))
+
+
+def vocabularies(manual) -> tuple[list[str], list[str]]:
+  """(question vocabulary, answer vocabulary) as the reference builds them, checked."""
+  manual = pathlib.Path(manual)
+  q_dump, a_dump = manual / "ques_vocab.txt", manual / "ans_vocab.txt"
+  dumps = None
+  if q_dump.is_file() and a_dump.is_file():
+    dumps = (avqa_text.read_vocab_dump(q_dump, avqa_text.NUM_QUESTION_TOKENS),
+             avqa_text.read_vocab_dump(a_dump, avqa_text.NUM_ANSWERS))
+  train = read_split_json(manual, "train")
+  if train is None:
+    if dumps is None:
+      raise FileNotFoundError(f"need {manual}/json/avqa-train.json or the vocabulary dumps "
+                              f"{q_dump.name} and {a_dump.name} in {manual}")
+    logging.warning("MUSIC-AVQA: json/avqa-train.json absent, using %s and %s", q_dump, a_dump)
+    return dumps
+  ques, ans = avqa_text.build_vocabularies(train)
+  if dumps is not None:
+    avqa_text.check_vocab(ques, dumps[0], "question vocabulary")
+    avqa_text.check_vocab(ans, dumps[1], "answer vocabulary")
+  return ques, ans
+
+
+class MusicAvqaConfig(tfds.core.BuilderConfig):
+  """`name`: qa (questions) or videos (frames and audio)."""
+
+
+class MusicAvqa(tfds.core.GeneratorBasedBuilder):
+  """MUSIC-AVQA QA pairs (tokenised as the reference) and their videos."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release: DG-SCT AVQA inputs."}
+  BUILDER_CONFIGS = [
+      MusicAvqaConfig(name="qa", description="QA pairs: tokens, answer, type, video index."),
+      MusicAvqaConfig(name="videos", description="Per video: 10 JPEG frames, 10 x 1 s audio."),
+  ]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+  Put the DG-SCT `data/AVQA` folder in `manual_dir`:
+    json/avqa-train.json, json/avqa-val.json, json/avqa-test.json
+    ques_vocab.txt, ans_vocab.txt
+    frames/<video_id>/00000001.jpg ...     (frames.zip of the DG-SCT README)
+    audio_wave/<video_id>.npy              (320 000 float samples)
+  See dgsct_jax/data/builders/music_avqa/README.md.
+  """
+
+  def __init__(self, *, skip_bad: bool = False, max_videos_per_split: int | None = None,
+               min_frames: int = NUM_SEGMENTS, **kwargs):
+    """skip_bad: leave out videos with bad media (`self.skip_report`) instead of stopping;
+
+    max_videos_per_split (videos config): only the first N videos of each
+    split's list; min_frames: fewer available frames is bad input.
+    """
+    self.skip_bad = skip_bad
+    self.max_videos_per_split = max_videos_per_split
+    self.min_frames = min_frames
+    self.skip_report = records.SkipReport()
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    if self.builder_config.name == "qa":
+      features = {
+          "row": tfds.features.Tensor(shape=(), dtype=np.int32),
+          "question_id": tfds.features.Tensor(shape=(), dtype=np.int32),
+          "video_id": tfds.features.Text(),
+          "video_index": tfds.features.Tensor(shape=(), dtype=np.int32),
+          "modality": tfds.features.ClassLabel(names=list(avqa_metrics.MODALITIES)),
+          "subtype": tfds.features.Text(),
+          "type": tfds.features.Text(),
+          "question": tfds.features.Tensor(shape=(avqa_text.MAX_LEN,), dtype=np.int32),
+          "question_text": tfds.features.Text(),
+          "answer": tfds.features.ClassLabel(num_classes=avqa_text.NUM_ANSWERS),
+          "answer_text": tfds.features.Text(),
+      }
+    else:
+      features = {
+          "video_id": tfds.features.Text(),
+          "video_index": tfds.features.Tensor(shape=(), dtype=np.int32),
+          "frames": tfds.features.Tensor(shape=(NUM_SEGMENTS,), dtype=np.object_),
+          "num_frames": tfds.features.Tensor(shape=(), dtype=np.int32),
+          "audio": tfds.features.Tensor(shape=(NUM_SEGMENTS, SAMPLE_RATE), dtype=np.float32),
+      }
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict(features),
+        supervised_keys=None,
+        # Keep annotation order (keys are zero-padded row numbers; TFDS writes
+        # them sorted): the reference metrics depend on it (AVS batches of 4 in
+        # CSV order, AVQA types by json row). Grain shuffles for training.
+        disable_shuffling=True,
+        homepage="https://gewu-lab.github.io/MUSIC-AVQA/",
+        citation="""@inproceedings{li2022learning, title={Learning to Answer Questions in
+Dynamic Audio-Visual Scenarios}, author={Li, Guangyao and others}, booktitle={CVPR},
+year={2022}}""",
+    )
+
+  def _split_generators(self, dl_manager):
+    manual = pathlib.Path(dl_manager.manual_dir)
+    splits = {s: read_split_json(manual, s) for s in SPLITS}
+    splits = {s: v for s, v in splits.items() if v is not None}
+    if not splits:
+      raise FileNotFoundError(f"no json/avqa-{{train,val,test}}.json in {manual}")
+    if self.builder_config.name == "qa":
+      ques, ans = vocabularies(manual)
+      self.info.features["answer"].names = ans
+      word_to_ix = {w: i for i, w in enumerate(ques)}
+      ans_to_ix = {a: i for i, a in enumerate(ans)}
+      return {s: self._generate_examples(v, s, word_to_ix=word_to_ix, ans_to_ix=ans_to_ix)
+              for s, v in splits.items()}
+    return {s: self._generate_examples(v, s, manual=manual) for s, v in splits.items()}
+
+  def _generate_examples(self, samples, split: str, **kwargs):
+    if self.builder_config.name == "qa":
+      return self._generate_qa(samples, split=split, **kwargs)
+    return self._generate_videos(samples, split=split, **kwargs)
+
+  def _generate_qa(self, samples, *, word_to_ix: dict, ans_to_ix: dict, split: str):
+    index = {v: i for i, v in enumerate(video_list(samples))}
+    for row, s in enumerate(samples):
+      modality, subtype = avqa_metrics.parse_type(s["type"])
+      if modality not in avqa_metrics.MODALITIES:
+        raise ValueError(f"avqa-{split}.json entry {row}: unknown modality {modality!r}")
+      if s["anser"] not in ans_to_ix:
+        raise KeyError(f"avqa-{split}.json entry {row}: answer {s['anser']!r} is not in the "
+                       "answer vocabulary")
+      yield f"{row:06d}", {
+          "row": row,
+          "question_id": int(s["question_id"]),
+          "video_id": s["video_id"],
+          "video_index": index[s["video_id"]],
+          "modality": modality,
+          "subtype": subtype,
+          "type": s["type"],
+          "question": np.asarray(avqa_text.encode_question(s, word_to_ix), np.int32),
+          "question_text": " ".join(avqa_text.question_words(s)),
+          "answer": ans_to_ix[s["anser"]],
+          "answer_text": s["anser"],
+      }
+
+  def _generate_videos(self, samples, *, manual: pathlib.Path, split: str):
+    videos = video_list(samples)[:self.max_videos_per_split]
+    for i, vid in enumerate(videos):
+      key = f"{i:05d}_{vid}"
+      try:
+        frames, available = records.select_frames(manual / "frames" / vid, NUM_SEGMENTS,
+                                                  self.min_frames)
+        audio = records.load_wave(manual / "audio_wave" / f"{vid}.npy", NUM_SEGMENTS,
+                                  SAMPLE_RATE)
+      except records.BadMediaError as e:
+        if not self.skip_bad:
+          raise records.BadMediaError(f"MUSIC-AVQA {split} video {vid}: {e}\n"
+                                      "Fix the file or build with skip_bad=True.") from e
+        self.skip_report.add(split, key, str(e))
+        continue
+      yield key, {"video_id": vid, "video_index": i, "frames": np.array(frames, dtype=object),
+                  "num_frames": available, "audio": audio}
+    if self.skip_report.count(split):
+      logging.warning("MUSIC-AVQA %s: skipped %d of %d videos with bad media", split,
+                      self.skip_report.count(split), len(videos))
+
+
