@@ -151,6 +151,7 @@ class Ave(tfds.core.GeneratorBasedBuilder):
     return {split: self._generate_examples(manual, ann, split) for split in SPLITS}
 
   def _generate_examples(self, manual: pathlib.Path, ann: Annotations, split: str):
+    yielded = 0
     for index in ann.splits[split]:
       row = ann.rows[int(index)]
       key = f"{row.row:04d}_{row.video_id}"
@@ -162,7 +163,12 @@ class Ave(tfds.core.GeneratorBasedBuilder):
                                       "Fix the file or build with skip_bad=True.") from e
         self.skip_report.add(split, key, str(e))
         continue
+      yielded += 1
       yield key, example
+    if not yielded:  # TFDS cannot write an empty split; say why instead of its assert.
+      raise records.BadMediaError(
+          f"AVE {split}: all {len(ann.splits[split])} videos were skipped for bad or missing "
+          f"media under {manual}, e.g. {self.skip_report.skipped[split][:1]}")
     if self.skip_report.count(split):
       logging.warning("AVE %s: skipped %d of %d videos with bad media", split,
                       self.skip_report.count(split), len(ann.splits[split]))
