@@ -121,6 +121,7 @@ def make_pipeline(source, *, batch_size: int, shuffle: bool = True, seed: int = 
     batch_size: per-process batch size; every batch is full.
     shuffle, seed: seeded shuffle of the shard, different in every epoch.
     num_epochs: passes over the shard; None repeats forever (training).
+      Epochs are concatenated before batching, so a batch may span two.
     shard_index, shard_count: default `jax.process_index()/process_count()`.
     pad_remainder: evaluation mode: keep every element once (use num_epochs=1,
       shuffle=False) and pad shards and the last batch with `mask=False`
