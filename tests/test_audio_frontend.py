@@ -293,11 +293,18 @@ def _drop_masks(x_out: np.ndarray):
   return time, freq
 
 
+_jit_augment = nnx.jit(lambda fe, x, rngs: fe.spec_augment(x, rngs))
+
+
+def _augment(fe, x, seed):
+  return _jit_augment(fe, x, nnx.Rngs(dropout=seed))
+
+
 def test_spec_augment_structure():
   fe = af.LogMelFrontend()
-  b, t, f = 256, 1001, 64
+  b, t, f = 128, 1001, 64
   x = jnp.ones((b, t, f), jnp.float32)
-  out = np.asarray(fe.spec_augment(x, nnx.Rngs(dropout=0)))
+  out = np.asarray(_augment(fe, x, 0))
   assert out.shape == (b, t, f)
   assert set(np.unique(out)) <= {0.0, 1.0}
   time, freq = _drop_masks(out)
@@ -312,13 +319,13 @@ def test_spec_augment_structure():
   # per-example independence: masks differ between examples
   assert len({row.tobytes() for row in time}) > b // 2
   # deterministic given the key, different for another key
-  again = np.asarray(fe.spec_augment(x, nnx.Rngs(dropout=0)))
+  again = np.asarray(fe.spec_augment(x, nnx.Rngs(dropout=0)))  # eager == jit
   np.testing.assert_array_equal(out, again)
-  other = np.asarray(fe.spec_augment(x, nnx.Rngs(dropout=1)))
+  other = np.asarray(_augment(fe, x, 1))
   assert not np.array_equal(out, other)
   # values outside the stripes are untouched
   y = jnp.asarray(np.random.default_rng(0).standard_normal((b, t, f)).astype(np.float32) + 5)
-  y_out = np.asarray(fe.spec_augment(y, nnx.Rngs(dropout=0)))
+  y_out = np.asarray(_augment(fe, y, 0))
   keep = out != 0
   np.testing.assert_array_equal(y_out[keep], np.asarray(y)[keep])
   assert (y_out[~keep] == 0).all()
@@ -335,7 +342,7 @@ def test_spec_augment_distribution_matches_torchlibrosa():
   ref_mod.train()
   with torch.no_grad():
     ref = ref_mod(torch.ones(b, 1, t, f)).numpy()[:, 0]
-  ours = np.asarray(af.LogMelFrontend().spec_augment(jnp.ones((b, t, f)), nnx.Rngs(dropout=0)))
+  ours = np.asarray(_augment(af.LogMelFrontend(), jnp.ones((b, t, f)), 0))
   (rt, rf), (ot, of) = _drop_masks(ref), _drop_masks(ours)
   for r, o, name in ((rt, ot, "time"), (rf, of, "freq")):
     r_frac, o_frac = r.mean(1), o.mean(1)
@@ -398,3 +405,23 @@ def test_validate_waveform_and_jit_nan_behaviour():
   assert img.shape == (2, 256, 256, 1)
   assert np.isnan(img[0]).any() and np.isfinite(img[1]).all()
   np.testing.assert_array_equal(np.asarray(jax.jit(af.nonfinite_examples)(bad)), [True, False])
+
+
+@pytest.mark.parametrize("sr,n_fft,hop,mels,samples,spec", [(16000, 400, 160, 40, 16000, 240),
+                                                             (22050, 2048, 512, 128, 22050, 256)])
+def test_other_configurations_match_librosa(sr, n_fft, hop, mels, samples, spec):
+  """The gather-free framing (gcd(hop, n_fft) blocks) for other hop / n_fft pairs."""
+  librosa = pytest.importorskip("librosa")
+  wave = (0.1 * np.random.default_rng(sr).standard_normal((2, samples))).astype(np.float32)
+  mel = librosa.feature.melspectrogram(y=wave, sr=sr, n_fft=n_fft, hop_length=hop, window="hann",
+                                       center=True, pad_mode="reflect", power=2.0, n_mels=mels,
+                                       fmin=0.0, fmax=sr / 2)
+  ref = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).transpose(0, 2, 1)
+  fe = af.LogMelFrontend(sample_rate=sr, n_fft=n_fft, hop=hop, mel_bins=mels, fmin=0.0,
+                         fmax=sr / 2, num_samples=samples, spec_size=spec)
+  ours = np.asarray(fe.logmel(wave))
+  assert ours.shape == ref.shape == (2, 1 + samples // hop, mels)
+  assert rel_err(ours, ref) <= 1e-5
+  assert fe(wave).shape == (2, spec, spec, 1)
+  with pytest.raises(ValueError, match="not divisible"):
+    af.LogMelFrontend(sample_rate=sr, n_fft=n_fft, hop=hop, mel_bins=40, spec_size=256)
