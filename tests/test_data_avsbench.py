@@ -133,3 +133,19 @@ def test_bad_media_strict_and_skip(tmp_path):
                skip_bad=True)
   b.download_and_prepare(download_config=config)
   assert len(b.as_data_source(split="test")) == 1 and b.skip_report.count("test") == 1
+
+
+def test_source_decodes_like_the_reference_loader(tmp_path):
+  """AvsSource: ToTensor (/255) + ImageNet Normalize at 224, masks as float {0, 1}."""
+  from dgsct_jax.data import task_sources
+  manual = tmp_path / "manual"
+  truth = _tree(manual, "s4")
+  b = Avsbench(config="s4", data_dir=str(tmp_path / "data"), file_format="array_record")
+  b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+  el = task_sources.AvsSource(b.as_data_source(split="train"))[0]
+  frames, masks, _ = truth["-tr0_a"]
+  rgb = np.asarray(Image.open(io.BytesIO(frames[2])).convert("RGB"), np.float32)
+  want = (rgb[3, 4, 1] / np.float32(255) - np.float32(0.456)) / np.float32(0.224)
+  assert el["frames"].shape == (5, 3, 16, 16) and el["frames"][2, 1, 3, 4] == want
+  np.testing.assert_array_equal(el["masks"][0], masks[0])
+  assert el["masks"][1:].sum() == 0 and el["mask_valid"].tolist() == [True] + [False] * 4
