@@ -1,0 +1,1 @@
+"""Task definitions: targets, losses and metrics per downstream task (AVE, ...)."""
