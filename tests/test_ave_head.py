@@ -1,4 +1,6 @@
 """AVE head (`temporal_attn` + `CMBS`) against golden fixture 4 and structural checks."""
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -174,3 +176,22 @@ def test_arch_registered_and_checks_inputs(tiny):
   with pytest.raises(ValueError, match="equal B, T"):
     arch.run(tiny[0], {"visual": np.zeros((1, 10, 64), np.float32),
                        "audio": np.zeros((2, 10, 32), np.float32)})
+
+
+def test_full_model_outputs_from_pooled_features(golden_dir, golden_state, tmp_path):
+  """Fixture 1: the head on the hooked `pooled_*` inputs gives the full model's outputs, with
+  the `temporal_attn.*`/`CMBS.*` weights of the full manifest (equal to fixture 4's)."""
+  manifest = json.loads((golden_dir / "ave_full_manifest.json").read_text())
+  head_keys = {k: v for k, v in manifest["keys"].items() if k.startswith(("temporal_attn.", "CMBS."))}
+  assert sorted(head_keys) == sorted(golden_state)
+  (tmp_path / "head.json").write_text(json.dumps({"keys": head_keys}))
+  state = golden_weights.golden_state_dict(tmp_path / "head.json")
+  model = nnx.eval_shape(ave_head_map.build)
+  values = engine.convert(state, model, ave_head_map.rules(list(state))).values
+  model = archs.materialize(archs.get("ave_head"), {}, values)
+  with np.load(golden_dir / "ave_full_io.npz") as io:
+    out = ave_head_map.run(model, {"visual": io["pooled_vis"], "audio": io["pooled_audio"]})
+    for name in ("is_event_scores", "event_scores", "audio_visual_gate", "av_score"):
+      ref = io[f"out_{name}"]
+      rel = np.abs(out[name] - ref).max() / np.abs(ref).max()
+      assert rel <= 1e-4, f"{name}: relative error {rel:.2e}"
