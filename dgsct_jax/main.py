@@ -90,4 +90,5 @@ def report(result: dict):
 
 
 if __name__ == "__main__":
+  flags.FLAGS.set_default("verbosity", logging.WARNING)  # orbax logs every save at INFO
   app.run(main)

@@ -110,8 +110,16 @@ def make_layout(config, mesh) -> Layout:
 
 
 def init_parts(config, layout: Layout) -> nnx_utils.Parts:
-  """Freshly initialised model parts on host (trainable init is seeded by config.seed)."""
-  return nnx_utils.split(model_builder(config)())
+  """Freshly initialised model parts, created sharded by one jitted init (seeded by config.seed)."""
+  build = model_builder(config)
+
+  def init():
+    parts = nnx_utils.split(build())
+    return parts.trainable, parts.frozen, parts.stats
+
+  trainable, frozen, stats = jax.jit(
+      init, out_shardings=(layout.trainable_sh, layout.frozen_sh, layout.stats_sh))()
+  return nnx_utils.Parts(layout.graphdef, trainable, frozen, stats)
 
 
 def cast_floats(tree, dtype):
@@ -154,11 +162,12 @@ def make_train_step(config, layout: Layout, tx, schedule, opt_sh):
     (_, (losses, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state["trainable"], frozen, state["stats"], batch, rng)
     updates, opt_state = tx.update(grads, state["opt_state"], state["trainable"])
-    new_state = {"trainable": optax.apply_updates(state["trainable"], updates),
-                 "opt_state": opt_state, "stats": stats, "step": state["step"] + 1,
-                 "rng": state["rng"]}
+    trainable = optax.apply_updates(state["trainable"], updates)
+    new_state = {"trainable": trainable, "opt_state": opt_state, "stats": stats,
+                 "step": state["step"] + 1, "rng": state["rng"]}
     metrics = {f"loss_{k}" if k != "total" else "loss": v for k, v in losses.items()}
     metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["param_norm"] = optax.global_norm(trainable)
     metrics["lr"] = schedule(optim_lib.update_count(state["opt_state"]))
     return new_state, metrics
 
@@ -345,7 +354,7 @@ def _mean_metrics(pending: list[tuple[int, dict]]) -> tuple[dict, int | None]:
   """Host copies of the pending step metrics: their mean and the first non-finite step."""
   fetched = jax.device_get([m for _, m in pending])
   bad = next((s for (s, _), m in zip(pending, fetched)
-              if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"]))), None)
+              if not all(np.isfinite(m[k]) for k in ("loss", "grad_norm", "param_norm"))), None)
   mean = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
   return mean, bad
 
@@ -412,8 +421,10 @@ def train_and_evaluate(config, workdir) -> dict:
       return
     mean, bad = _mean_metrics(pending)
     if bad is not None:
+      ckpt.wait()
       last = ckpt.latest_step()
-      raise NonFiniteError(f"non-finite loss or gradient at step {bad + 1}; stopping. The last "
+      raise NonFiniteError(f"non-finite loss, gradient or weights at step {bad + 1}; stopping. "
+                           f"The last "
                            f"good checkpoint (step {last}) in {workdir / 'checkpoints'} is kept.")
     writer.write(step, "train", mean)
     pending.clear()
