@@ -13,18 +13,13 @@ import sys
 from absl import app
 from absl import flags
 
+FLAGS = flags.FLAGS
+
 from weight_conversion import archs as archs_lib
 from weight_conversion import engine
 from weight_conversion import sources
 from weight_conversion import store
 
-_ARCH = flags.DEFINE_string("arch", None, "architecture name (see --list)")
-_SRC = flags.DEFINE_string("src", None, "source checkpoint: .pth/.pt/.ckpt/.bin, .safetensors or .npz")
-_OUT = flags.DEFINE_string("out", None, "output directory (created; must not hold params yet)")
-_KEY = flags.DEFINE_string("key", None, "nesting key of the state dict inside the file (a/b for deeper)")
-_PREFIX = flags.DEFINE_string("prefix", None, "keep only keys with this prefix, stripped (e.g. 'swin.')")
-_CONFIG = flags.DEFINE_string("model_config", "{}", "JSON overrides of the arch's model config")
-_LIST = flags.DEFINE_bool("list", False, "list the known architectures and exit")
 
 
 def convert_file(arch_name: str, src, out, *, key=None, prefix=None, config_overrides=None) -> dict:
@@ -49,27 +44,39 @@ def convert_file(arch_name: str, src, out, *, key=None, prefix=None, config_over
   return store.save(out, result.values, manifest)
 
 
+def define_flags():
+  """Defined only when run as a script, so both CLIs can be imported together."""
+  flags.DEFINE_string("arch", None, "architecture name (see --list)")
+  flags.DEFINE_string("src", None, "source checkpoint: .pth/.pt/.ckpt/.bin, .safetensors or .npz")
+  flags.DEFINE_string("out", None, "output directory (created; must not hold params yet)")
+  flags.DEFINE_string("key", None, "nesting key of the state dict inside the file (a/b for deeper)")
+  flags.DEFINE_string("prefix", None, "keep only keys with this prefix, stripped (e.g. 'swin.')")
+  flags.DEFINE_string("model_config", "{}", "JSON overrides of the arch's model config")
+  flags.DEFINE_bool("list", False, "list the known architectures and exit")
+
+
 def main(argv):
   del argv
-  if _LIST.value:
+  if FLAGS.list:
     for arch in archs_lib.all_archs().values():
       print(f"{arch.name:40s} {arch.description}")
     return 0
-  for flag in (_ARCH, _SRC, _OUT):
-    if not flag.value:
-      raise app.UsageError(f"--{flag.name} is required")
+  for name in ("arch", "src", "out"):
+    if not getattr(FLAGS, name):
+      raise app.UsageError(f"--{name} is required")
   try:
-    manifest = convert_file(_ARCH.value, _SRC.value, _OUT.value, key=_KEY.value,
-                            prefix=_PREFIX.value, config_overrides=json.loads(_CONFIG.value))
+    manifest = convert_file(FLAGS.arch, FLAGS.src, FLAGS.out, key=FLAGS.key,
+                            prefix=FLAGS.prefix, config_overrides=json.loads(FLAGS.model_config))
   except (engine.ConversionError, sources.SourceError, KeyError, FileExistsError) as e:
     print(f"conversion failed: {e}", file=sys.stderr)
     return 1
   print(f"converted {manifest['source']['num_keys']} source keys "
         f"({len(manifest['mapping'])} mapped, {len(manifest['ignored'])} ignored) into "
-        f"{manifest['num_leaves']} leaves / {manifest['num_values'] / 1e6:.2f} M values → {_OUT.value}")
+        f"{manifest['num_leaves']} leaves / {manifest['num_values'] / 1e6:.2f} M values → {FLAGS.out}")
   print(f"params_sha256 {manifest['params_sha256']}")
   return 0
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(lambda argv: sys.exit(main(argv)))

@@ -13,13 +13,11 @@ import numpy as np
 from absl import app
 from absl import flags
 
+FLAGS = flags.FLAGS
+
 from weight_conversion import archs as archs_lib
 from weight_conversion import store
 
-_ARCH = flags.DEFINE_string("arch", None, "expected architecture (checked against the manifest)")
-_PARAMS = flags.DEFINE_string("params", None, "converted-weights directory")
-_INPUTS = flags.DEFINE_string("inputs", None, "input .npz")
-_OUTPUTS = flags.DEFINE_string("outputs", None, "output .npz")
 
 
 def run_directory(params_dir, inputs: dict[str, np.ndarray], arch_name: str | None = None):
@@ -31,23 +29,32 @@ def run_directory(params_dir, inputs: dict[str, np.ndarray], arch_name: str | No
   return {k: np.asarray(v) for k, v in arch.run(model, inputs).items()}
 
 
+def define_flags():
+  """Defined only when run as a script, so both CLIs can be imported together."""
+  flags.DEFINE_string("arch", None, "expected architecture (checked against the manifest)")
+  flags.DEFINE_string("params", None, "converted-weights directory")
+  flags.DEFINE_string("inputs", None, "input .npz")
+  flags.DEFINE_string("outputs", None, "output .npz")
+
+
 def main(argv):
   del argv
-  for flag in (_PARAMS, _INPUTS, _OUTPUTS):
-    if not flag.value:
-      raise app.UsageError(f"--{flag.name} is required")
-  with np.load(_INPUTS.value, allow_pickle=False) as data:
+  for name in ("params", "inputs", "outputs"):
+    if not getattr(FLAGS, name):
+      raise app.UsageError(f"--{name} is required")
+  with np.load(FLAGS.inputs, allow_pickle=False) as data:
     inputs = {k: data[k] for k in data.files}
   try:
-    outputs = run_directory(_PARAMS.value, inputs, _ARCH.value)
+    outputs = run_directory(FLAGS.params, inputs, FLAGS.arch)
   except (ValueError, KeyError, FileNotFoundError) as e:
     print(f"run failed: {e}", file=sys.stderr)
     return 1
-  np.savez(_OUTPUTS.value, **outputs)
+  np.savez(FLAGS.outputs, **outputs)
   for k, v in outputs.items():
     print(f"{k:20s} {str(v.shape):24s} mean {v.mean():+.5f} std {v.std():.5f}")
   return 0
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(lambda argv: sys.exit(main(argv)))
