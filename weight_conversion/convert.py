@@ -13,12 +13,12 @@ import sys
 from absl import app
 from absl import flags
 
-FLAGS = flags.FLAGS
-
 from weight_conversion import archs as archs_lib
 from weight_conversion import engine
 from weight_conversion import sources
 from weight_conversion import store
+
+FLAGS = flags.FLAGS
 
 
 

@@ -13,10 +13,10 @@ import numpy as np
 from absl import app
 from absl import flags
 
-FLAGS = flags.FLAGS
-
 from weight_conversion import archs as archs_lib
 from weight_conversion import store
+
+FLAGS = flags.FLAGS
 
 
 
