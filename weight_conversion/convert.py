@@ -21,7 +21,6 @@ from weight_conversion import store
 FLAGS = flags.FLAGS
 
 
-
 def convert_file(arch_name: str, src, out, *, key=None, prefix=None, config_overrides=None) -> dict:
   """The whole conversion; returns the manifest written to `out`."""
   arch = archs_lib.get(arch_name)

@@ -19,7 +19,6 @@ from weight_conversion import store
 FLAGS = flags.FLAGS
 
 
-
 def run_directory(params_dir, inputs: dict[str, np.ndarray], arch_name: str | None = None):
   values, manifest = store.load(params_dir)
   if arch_name and arch_name != manifest["arch"]:
