@@ -50,6 +50,8 @@ def resolve_paths(config, workdir: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   from dgsct_jax import distributed  # pylint: disable=import-outside-toplevel
   distributed.initialize(_DISTRIBUTED.value)
 
@@ -90,5 +92,4 @@ def report(result: dict):
 
 
 if __name__ == "__main__":
-  flags.FLAGS.set_default("verbosity", logging.WARNING)  # orbax logs every save at INFO
   app.run(main)

@@ -127,6 +127,23 @@ def cast_floats(tree, dtype):
                       tree)
 
 
+def init_state(config, parts: nnx_utils.Parts, tx, state_sh=None):
+  """The train state: trainable, optimizer state, BN statistics, step, base RNG key."""
+  def init(trainable, stats):
+    return {"trainable": trainable, "opt_state": tx.init(trainable), "stats": stats,
+            "step": jnp.zeros((), jnp.int32),
+            "rng": jax.random.key_data(jax.random.PRNGKey(config.seed))}
+  if state_sh is None:
+    return init(parts.trainable, parts.stats)
+  return jax.jit(init, out_shardings=state_sh)(parts.trainable, parts.stats)
+
+
+def opt_shardings(tx, opt_abstract, layout):
+  """Optimizer-state leaves that mirror a trainable leaf take its sharding; others replicate."""
+  return optax.tree_map_params(tx, lambda _, sh: sh, opt_abstract, layout.trainable_sh,
+                               transform_non_params=lambda _: layout.repl)
+
+
 def state_shardings(layout: Layout, opt_sh):
   return {"trainable": layout.trainable_sh, "opt_state": opt_sh, "stats": layout.stats_sh,
           "step": layout.repl, "rng": layout.repl}
@@ -379,7 +396,7 @@ def train_and_evaluate(config, workdir) -> dict:
   tx, schedule = optim_lib.make_optimizer(config.optim, run.init.trainable,
                                           batches_per_epoch=batches_per_epoch)
   opt_abstract = jax.eval_shape(tx.init, run.init.trainable)
-  opt_sh = _opt_shardings(opt_abstract, layout)
+  opt_sh = opt_shardings(tx, opt_abstract, layout)
   state_sh = state_shardings(layout, opt_sh)
   train_step = make_train_step(config, layout, tx, schedule, opt_sh)
   eval_step = make_eval_step(config, layout)
@@ -391,13 +408,10 @@ def train_and_evaluate(config, workdir) -> dict:
   resume_step = ckpt.latest_step()
   progress = {"best_accuracy": -1.0, "best_epoch": -1, "epoch": 0}
   if resume_step is None:
-    state = jax.jit(lambda t, s: {"trainable": t, "opt_state": tx.init(t), "stats": s,
-                                  "step": jnp.zeros((), jnp.int32),
-                                  "rng": jax.random.key_data(jax.random.PRNGKey(config.seed))},
-                    out_shardings=state_sh)(run.init.trainable, run.init.stats)
+    state = init_state(config, run.init, tx, state_sh)
   else:
     abstract_state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                                  jax.eval_shape(lambda: _state_template(run, tx, config)),
+                                  jax.eval_shape(init_state, config, run.init, tx),
                                   state_sh)
     state, meta = ckpt.restore(resume_step, abstract_state, train_iter)
     check_encoder_digests(meta, run.digests, workdir / "checkpoints" / str(resume_step))
@@ -471,22 +485,6 @@ def train_and_evaluate(config, workdir) -> dict:
   steps_per_s = (step - first_step) / max(time.time() - t0, 1e-9)
   return {"step": step, "steps_per_second": steps_per_s, **progress,
           "stopped": stop.requested}
-
-
-def _opt_shardings(opt_abstract, layout):
-  """Optimizer leaves shaped like a trainable leaf take its sharding; others replicate."""
-  by_shape = {}
-  for leaf, sh in zip(jax.tree.leaves(layout.abstract.trainable),
-                      jax.tree.leaves(layout.trainable_sh)):
-    by_shape.setdefault(tuple(leaf.shape), sh)
-  return jax.tree.map(lambda x: by_shape.get(tuple(x.shape), layout.repl)
-                      if x.ndim else layout.repl, opt_abstract)
-
-
-def _state_template(run, tx, config):
-  return {"trainable": run.init.trainable, "opt_state": tx.init(run.init.trainable),
-          "stats": run.init.stats, "step": jnp.zeros((), jnp.int32),
-          "rng": jax.random.key_data(jax.random.PRNGKey(config.seed))}
 
 
 def _epoch_eval(run, writer, eval_step, state, source, best_ckpt, progress, step, meta):
