@@ -89,6 +89,7 @@ def import_timm():
 def import_laion_htsat():
   """Returns laion_clap.clap_module.htsat without running the package imports."""
   import_torch()
+  install_torchvision_stub()  # laion_clap.clap_module.utils imports torchvision
   if "laion_clap.clap_module.htsat" in sys.modules:
     return sys.modules["laion_clap.clap_module.htsat"]
   spec = importlib.util.find_spec("laion_clap")
