@@ -1,5 +1,7 @@
-"""Frame/audio preprocessing against the PyTorch reference (spec/dgsct_core.md §1.3)."""
-import jax
+"""Frame/audio preprocessing against the PyTorch reference (spec/dgsct_core.md §1.3).
+
+The bicubic kernel itself is tested in tests/test_resize.py.
+"""
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -32,16 +34,6 @@ def test_frame_indices_truncated_linspace():
     preprocess.frame_indices(0)
 
 
-@pytest.mark.parametrize("n_in,n_out", [(640, 192), (360, 192), (333, 192), (100, 192), (40, 192),
-                                        (9, 192), (192, 192), (5, 3)])
-def test_bicubic_matrix_is_torch_interpolate(n_in, n_out):
-  # Rows of torch's 1-D operator, obtained by resizing basis images.
-  basis = torch.eye(n_in)[:, None, None, :].expand(n_in, 1, 2, n_in).contiguous()
-  torch_op = F.interpolate(basis, size=(2, n_out), mode="bicubic", align_corners=False,
-                           antialias=False)[:, 0, 0, :].numpy().T
-  np.testing.assert_allclose(preprocess.bicubic_matrix(n_in, n_out), torch_op, rtol=0, atol=1e-6)
-
-
 @pytest.mark.parametrize("hw", SIZES)
 def test_preprocess_frame_matches_torch(hw):
   rng = np.random.default_rng(hw[0] * 1000 + hw[1])
@@ -60,32 +52,17 @@ def test_resize_float_matches_torch(hw, out):
   np.testing.assert_allclose(preprocess.resize_bicubic(x, out), ref, rtol=0, atol=1e-5)
 
 
-def test_resize_jax_matches_torch():
-  x = np.random.default_rng(1).random((2, 3, 240, 320), dtype=np.float32)
-  ref = F.interpolate(torch.from_numpy(x), size=(192, 192), mode="bicubic",
-                      align_corners=False, antialias=False).numpy()
-  ours = np.asarray(jax.jit(lambda a: preprocess.resize_bicubic_jax(a, (192, 192)))(x))
-  np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
-
-
-def test_jax_image_resize_and_pil_differ_from_torch():
-  """Why we do not use them: different kernel (A=-0.5) and antialiasing."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  image = np.random.default_rng(2).integers(0, 256, (360, 640, 3), dtype=np.uint8)
-  ref = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float(), size=(192, 192),
-                      mode="bicubic", align_corners=False, antialias=False)[0].numpy()
-  ours = preprocess.resize_bicubic(image, (192, 192))
-  via_jax = np.asarray(jax.image.resize(jnp.asarray(image, jnp.float32), (192, 192, 3), "cubic"))
-  via_pil = np.asarray(Image.fromarray(image).resize((192, 192), Image.BICUBIC), np.float32)
-  assert np.abs(ours - ref).max() < 1e-3  # In 0..255 units.
-  assert np.abs(via_jax.transpose(2, 0, 1) - ref).max() > 20
-  assert np.abs(via_pil.transpose(2, 0, 1) - ref).max() > 20
-  # Even without antialiasing, jax's cubic (Keys A=-0.5) differs from torch's A=-0.75.
-  up = np.random.default_rng(3).random((20, 30), dtype=np.float32)
-  ref_up = F.interpolate(torch.from_numpy(up)[None, None], size=(64, 64), mode="bicubic",
-                         align_corners=False)[0, 0].numpy()
-  jax_up = np.asarray(jax.image.resize(up, (64, 64), "cubic", antialias=False))
-  assert np.abs(jax_up - ref_up).max() > 1e-2
+def test_to_unit_divides_like_torch():
+  """Bit-equal to `read_image(p) / 255` and ToTensor's `.float().div(255)`; × 1/255 is not."""
+  rng = np.random.default_rng(5)
+  images = [np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, -1)]
+  images += [rng.integers(0, 256, hw + (3,), dtype=np.uint8) for hw in ((37, 53), (360, 640))]
+  for image in images:
+    ours = preprocess.to_unit(image)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, (torch.from_numpy(image) / 255.0).numpy())
+    np.testing.assert_array_equal(ours, torch.from_numpy(image).float().div(255).numpy())
+  assert (images[0].astype(np.float32) * np.float32(1 / 255) != preprocess.to_unit(images[0])).any()
 
 
 def test_tile_audio_matches_reference_loop():

@@ -1,8 +1,8 @@
-"""Bicubic resize matrices vs torch.nn.functional.interpolate (A = -0.75, no antialias).
+"""Bicubic taps/matrices vs torch.nn.functional.interpolate (A = -0.75, no antialias).
 
-Error measure: max |ours − torch| on standard-normal inputs. PyTorch's CPU
-kernel evaluates the outer cubic coefficient in a slightly different float32
-order, so weights can differ by ~1 ulp of 1 (≤ 5e-7); outputs agree to ~3e-6.
+Weights: bit-equal to PyTorch's except rows whose first tap clamps onto pixel
+0, which may differ by 1 ulp (≤ 1.2e-7). Outputs on standard-normal inputs
+differ only by matmul summation order (atol 5e-6 on unit-scale data).
 """
 import jax
 import jax.numpy as jnp
@@ -14,6 +14,7 @@ from torch_refs import import_torch
 
 SIZES = [(1001, 1024), (10, 37), (37, 10), (224, 192), (192, 224), (100, 99), (3, 4),
          (64, 256), (256, 64), (5, 1), (1, 5), (7, 7)]
+FRAME_SIZES = [(640, 192), (360, 192), (333, 192), (100, 192), (40, 192), (9, 192), (5, 3)]
 
 
 def torch_resize(x: np.ndarray, size, align_corners: bool) -> np.ndarray:
@@ -39,11 +40,15 @@ def test_axis_matches_torch(in_size, out_size, align_corners):
 @pytest.mark.parametrize("align_corners", [True, False])
 def test_matrix_equals_torch_weights(align_corners):
   """Interpolating the identity reads PyTorch's weights (clamped taps summed)."""
-  for in_size, out_size in SIZES:
+  for in_size, out_size in SIZES + FRAME_SIZES:
     eye = np.eye(in_size, dtype=np.float32)[None, None]
     ref = torch_resize(eye, (out_size, in_size), align_corners)[0, 0]
     m = resize.bicubic_matrix(in_size, out_size, align_corners=align_corners)
-    np.testing.assert_allclose(m, ref, rtol=0, atol=1e-6)
+    taps, weights = resize.bicubic_taps(in_size, out_size, align_corners=align_corners)
+    interior = (np.diff(taps, axis=1) > 0).all(1)  # 4 distinct taps: no clamping
+    np.testing.assert_array_equal(m[interior], ref[interior])
+    np.testing.assert_array_equal(np.take_along_axis(ref, taps, 1)[interior], weights[interior])
+    np.testing.assert_allclose(m, ref, rtol=0, atol=1.2e-7)
     np.testing.assert_allclose(m.sum(1), 1.0, atol=1e-6)  # partition of unity
 
 
@@ -78,7 +83,27 @@ def test_jittable_and_differentiable():
 
 def test_matrix_is_read_only_and_sizes_validated():
   m = resize.bicubic_matrix(4, 8, align_corners=True)
-  with pytest.raises(ValueError):
-    m[0, 0] = 1.0
+  for array in (m,) + resize.bicubic_taps(4, 8, align_corners=True):
+    with pytest.raises(ValueError):
+      array[0, 0] = 1
   with pytest.raises(ValueError, match="positive"):
     resize.bicubic_matrix(0, 8, align_corners=True)
+
+
+def test_jax_image_resize_and_pil_differ_from_torch():
+  """Why not jax.image.resize or PIL: Keys A = -0.5 and antialiasing."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  image = np.random.default_rng(2).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+  chw = image.transpose(2, 0, 1).astype(np.float32)[None]
+  ref = torch_resize(chw, (192, 192), False)[0]
+  ours = resize.resize_2d(chw, (192, 192), align_corners=False, xp=np)[0]
+  via_jax = np.asarray(jax.image.resize(jnp.asarray(image, jnp.float32), (192, 192, 3), "cubic"))
+  via_pil = np.asarray(Image.fromarray(image).resize((192, 192), Image.BICUBIC), np.float32)
+  assert np.abs(ours - ref).max() < 1e-3  # In 0..255 units.
+  assert np.abs(via_jax.transpose(2, 0, 1) - ref).max() > 20
+  assert np.abs(via_pil.transpose(2, 0, 1) - ref).max() > 20
+  # Even without antialiasing, jax's cubic (Keys A=-0.5) differs from torch's A=-0.75.
+  up = np.random.default_rng(3).random((20, 30), dtype=np.float32)
+  ref_up = torch_resize(up[None, None], (64, 64), False)[0, 0]
+  jax_up = np.asarray(jax.image.resize(up, (64, 64), "cubic", antialias=False))
+  assert np.abs(jax_up - ref_up).max() > 1e-2

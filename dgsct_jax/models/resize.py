@@ -10,14 +10,16 @@ for the HTS-AT time axis) and are differentiable for free.
 `jax.image.resize` is not a substitute: its "cubic" uses A = -0.5, half-pixel
 centres only, and antialiasing when downsampling (spec §8.12).
 
-The matrix builder follows PyTorch's CPU kernel where it matters: the scale
-and the source coordinate are float32 (the coordinate rounded from a double
-expression, as the kernel's `+ 0.5` literal does), so the fractional offsets
-equal PyTorch's; the cubic coefficients are then evaluated in float64 and
-rounded once. PyTorch evaluates them in float32 in an order we did not
-reproduce bit for bit, so weights differ by ≤ ~6e-7 (about 1 ulp of 1) and
-outputs on unit-scale data by a few 1e-6. Taps that clamp onto the same border
-pixel are summed into one matrix entry.
+The tap builder follows PyTorch's CPU kernel (`compute_indices_weights_cubic`)
+operation by operation: float32 scale, float32 source coordinate rounded from
+a double expression (the kernel's `+ 0.5` literal), the index/fraction guard,
+and float32 Keys coefficients whose outer taps the compiled kernel evaluates
+with two fused multiply-adds (emulated exactly through float64). The weights
+equal PyTorch's bit for bit, except in rows whose first tap clamps onto pixel 0
+(0 < src < 1), where a few differ by 1 ulp (≤ 1.2e-7); before this matching
+they differed by up to 7e-7 in hundreds of entries. Taps that clamp onto the
+same border pixel are summed in tap order. Outputs then differ from PyTorch
+only by the summation order of the matmuls (a few 1e-7 on unit-scale data).
 
   align_corners=True:  src = dst * (in - 1) / (out - 1)          (0 when out == 1)
   align_corners=False: src = (dst + 0.5) * in / out - 0.5        (no clamp at 0 for cubic)
@@ -31,25 +33,38 @@ import numpy as np
 CUBIC_A = -0.75  # PyTorch's bicubic constant (OpenCV uses the same; PIL/jax use -0.5).
 
 
+def _fma(x, y, z):
+  """float32 fused multiply-add x*y + z, rounded once.
+
+  Exact through float64 for the Keys terms: x*y fits in 48 bits and the sum
+  with z (same few binades) in 53, so the only rounding is the final one.
+  """
+  return (x.astype(np.float64) * np.float64(y) + np.float64(z)).astype(np.float32)
+
+
 def _cubic_coefficients(t: np.ndarray, a: float) -> np.ndarray:
-  """The four Keys weights for fractional offsets t, shape (..., 4), in t's dtype."""
-  a = t.dtype.type(a)
-  one = t.dtype.type(1.0)
+  """The four float32 Keys weights for fractional offsets t, shape (..., 4).
+
+  ATen's `cubic_convolution1/2` in float32; the compiler contracts the first two
+  multiply-adds of `((A*x - 5A)*x + 8A)*x - 4A` into FMAs (bit-matched against
+  torch 2.x), while `((A+2)*x - (A+3))*x*x + 1` matches unfused.
+  """
+  t = t.astype(np.float32)
+  a = np.float32(a)
+  one = np.float32(1.0)
 
   def conv1(x):  # |x| <= 1
     return ((a + 2) * x - (a + 3)) * x * x + one
 
   def conv2(x):  # 1 < |x| < 2
-    return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return _fma(_fma(x, a, -5 * a), x, 8 * a) * x - 4 * a
 
-  x2 = one - t
+  x2 = one - t  # ATen evaluates the last tap at (1 - t) + 1, not 2 - t.
   return np.stack([conv2(t + one), conv1(t), conv1(x2), conv2(x2 + one)], axis=-1)
 
 
-@functools.lru_cache(maxsize=64)
-def _bicubic_matrix_cached(in_size: int, out_size: int, align_corners: bool, a: float):
-  if in_size < 1 or out_size < 1:
-    raise ValueError(f"sizes must be positive, got in_size={in_size}, out_size={out_size}")
+def _source_coordinates(in_size: int, out_size: int, align_corners: bool) -> np.ndarray:
+  """ATen's area_pixel_compute_source_index (cubic: no clamp at 0), as float32."""
   dst = np.arange(out_size, dtype=np.float64)
   if align_corners:
     scale = (np.float32(in_size - 1) / np.float32(out_size - 1) if out_size > 1
@@ -58,16 +73,41 @@ def _bicubic_matrix_cached(in_size: int, out_size: int, align_corners: bool, a: 
   else:
     scale = np.float32(in_size) / np.float32(out_size)
     src = np.float64(scale) * (dst + 0.5) - 0.5
-  src = src.astype(np.float32)  # the kernel's float32 source coordinate
+  return src.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _bicubic_taps_cached(in_size: int, out_size: int, align_corners: bool, a: float):
+  if in_size < 1 or out_size < 1:
+    raise ValueError(f"sizes must be positive, got in_size={in_size}, out_size={out_size}")
+  src = _source_coordinates(in_size, out_size, align_corners)
   # PyTorch's guard_index_and_lambda: index capped at in-1, fraction clamped to [0, 1].
   base = np.minimum(np.floor(src), np.float32(in_size - 1))
   t = np.clip(src - base, 0, 1).astype(np.float32)
-  weights = _cubic_coefficients(t.astype(np.float64), a)  # (out, 4)
+  weights = _cubic_coefficients(t, a)
   taps = base.astype(np.int64)[:, None] + np.arange(-1, 3)[None, :]
   taps = np.clip(taps, 0, in_size - 1)
-  matrix = np.zeros((out_size, in_size), np.float64)
-  np.add.at(matrix, (np.repeat(np.arange(out_size), 4), taps.reshape(-1)), weights.reshape(-1))
-  matrix = matrix.astype(np.float32)
+  taps.setflags(write=False)
+  weights.setflags(write=False)
+  return taps, weights
+
+
+def bicubic_taps(in_size: int, out_size: int, *, align_corners: bool,
+                 a: float = CUBIC_A) -> tuple[np.ndarray, np.ndarray]:
+  """(indices int64, weights float32), both (out_size, 4): the 4 taps per output.
+
+  Output i is `sum_k weights[i, k] * x[indices[i, k]]`; indices are clamped to
+  [0, in_size - 1], so border outputs may repeat an index. Read-only, cached.
+  """
+  return _bicubic_taps_cached(int(in_size), int(out_size), bool(align_corners), float(a))
+
+
+@functools.lru_cache(maxsize=64)
+def _bicubic_matrix_cached(in_size: int, out_size: int, align_corners: bool, a: float):
+  taps, weights = _bicubic_taps_cached(in_size, out_size, align_corners, a)
+  matrix = np.zeros((out_size, in_size), np.float32)
+  for k in range(4):  # in tap order, in float32, as PyTorch accumulates
+    np.add.at(matrix, (np.arange(out_size), taps[:, k]), weights[:, k])
   matrix.setflags(write=False)
   return matrix
 
