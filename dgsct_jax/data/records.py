@@ -13,7 +13,7 @@ this module so that every dataset gets the same bad-input policy:
 Nothing is dropped silently. Frames are stored as the original JPEG bytes
 (no re-encoding, so storage is lossless w.r.t. the release), verified by a
 full decode at build time; decoding for training happens in the input
-pipeline (`decode_jpeg`).
+pipeline (`decode_rgb`).
 """
 import collections
 import dataclasses
@@ -82,19 +82,26 @@ def list_frames(folder: pathlib.Path) -> list[pathlib.Path]:
   return [path for _, path in numbered]
 
 
-def read_jpeg(path: pathlib.Path) -> bytes:
-  """The file's bytes, after checking that they decode completely to an image."""
+def read_image(path, image_format: str = "JPEG") -> bytes:
+  """The file's bytes, after checking that they decode completely as `image_format`."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise BadMediaError(f"missing image: {path}")
+  data = path.read_bytes()
   try:
-    data = pathlib.Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as image:
-      if image.format != "JPEG":
-        raise BadMediaError(f"not a JPEG ({image.format}): {path}")
+      if image.format != image_format:
+        raise BadMediaError(f"not a {image_format} ({image.format}): {path}")
       image.load()  # Full decode: truncated files fail here, not at train time.
   except BadMediaError:
     raise
   except Exception as e:  # PIL raises several types for corrupt data.
-    raise BadMediaError(f"corrupt JPEG {path}: {e}") from e
+    raise BadMediaError(f"corrupt {image_format} {path}: {e}") from e
   return data
+
+
+def read_jpeg(path) -> bytes:
+  return read_image(path, "JPEG")
 
 
 def select_frames(folder: pathlib.Path, num_segments: int = 10,
@@ -107,43 +114,53 @@ def select_frames(folder: pathlib.Path, num_segments: int = 10,
   return [read_jpeg(frames[i - 1]) for i in picked], len(frames)
 
 
-def load_wave(path: pathlib.Path, num_segments: int = 10,
-              samples_per_segment: int = 32_000) -> np.ndarray:
-  """float32 (num_segments, samples_per_segment) waveform from a .npy file.
-
-  Any shape with exactly T*S elements is accepted, as the reference's
-  `wave.view(10, 32000)` does; anything else is an error naming the file.
-  """
+def load_npy(path, what: str = "array") -> np.ndarray:
+  """np.load of a non-pickled .npy file; missing or unreadable -> BadMediaError."""
   path = pathlib.Path(path)
   if not path.is_file():
-    raise BadMediaError(f"missing waveform file: {path}")
+    raise BadMediaError(f"missing {what} file: {path}")
   try:
-    wave = np.load(path, allow_pickle=False)
+    return np.load(path, allow_pickle=False)
   except Exception as e:  # Truncated headers/data raise ValueError, EOFError, ...
-    raise BadMediaError(f"unreadable waveform {path}: {e}") from e
+    raise BadMediaError(f"unreadable {what} {path}: {e}") from e
+
+
+def check_wave(wave, source: str, num_segments: int = 10,
+               samples_per_segment: int = 32_000) -> np.ndarray:
+  """float32 (num_segments, samples_per_segment) from any float array of T*S finite samples.
+
+  Any shape with exactly T*S elements is accepted, as the reference's
+  `wave.view(10, 32000)` does; anything else is an error naming `source`.
+  """
+  wave = np.asarray(wave)
   expected = num_segments * samples_per_segment
   if not np.issubdtype(wave.dtype, np.floating) or wave.size != expected:
-    raise BadMediaError(f"waveform {path} has shape {wave.shape} dtype {wave.dtype}; "
+    raise BadMediaError(f"waveform {source} has shape {wave.shape} dtype {wave.dtype}; "
                         f"expected {expected} float samples ({num_segments}, {samples_per_segment})")
   wave = wave.reshape(num_segments, samples_per_segment).astype(np.float32)
   if not np.all(np.isfinite(wave)):
-    raise BadMediaError(f"waveform {path} contains NaN or Inf")
+    raise BadMediaError(f"waveform {source} contains NaN or Inf")
   return wave
 
 
-def decode_jpeg(data: bytes) -> np.ndarray:
-  """JPEG bytes -> uint8 (H, W, 3) RGB. Greyscale frames are replicated to RGB,
+def load_wave(path, num_segments: int = 10, samples_per_segment: int = 32_000) -> np.ndarray:
+  """float32 (num_segments, samples_per_segment) waveform from a .npy file (`check_wave`)."""
+  return check_wave(load_npy(path, "waveform"), str(path), num_segments, samples_per_segment)
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+  """Image bytes (JPEG, PNG, ...) -> uint8 (H, W, 3) RGB. Greyscale is replicated to RGB,
 
   which equals the reference's broadcasting of a 1-channel tensor against the
   3-channel ImageNet mean/std.
   """
-  with Image.open(io.BytesIO(data)) as image:
+  with Image.open(io.BytesIO(bytes(data))) as image:
     return np.asarray(image.convert("RGB"))
 
 
 def decode_frames(jpegs, size: tuple[int, int]) -> np.ndarray:
   """Sequence of JPEG bytes -> float32 (T, 3, h, w), resized and normalised."""
-  return np.stack([preprocess.preprocess_frame(decode_jpeg(bytes(b)), size) for b in jpegs])
+  return np.stack([preprocess.preprocess_frame(decode_rgb(b), size) for b in jpegs])
 
 
 def one_hot_segments(labels: np.ndarray, num_labels: int) -> np.ndarray:

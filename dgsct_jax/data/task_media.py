@@ -35,20 +35,12 @@ def numbered_jpegs(folder, count: int) -> list[bytes]:
 
 def read_png(path) -> bytes:
   """The PNG file's bytes, after a full decode check."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise BadMediaError(f"missing image: {path}")
-  data = path.read_bytes()
-  try:
-    with Image.open(io.BytesIO(data)) as image:
-      if image.format != "PNG":
-        raise BadMediaError(f"not a PNG ({image.format}): {path}")
-      image.load()
-  except BadMediaError:
-    raise
-  except Exception as e:  # PIL raises several types for corrupt data.
-    raise BadMediaError(f"corrupt PNG {path}: {e}") from e
-  return data
+  return records.read_image(path, "PNG")
+
+
+def _nonzero(arr: np.ndarray) -> np.ndarray:
+  """Foreground = any nonzero value (palette index, grey level or RGB channel)."""
+  return arr.any(-1) if arr.ndim == 3 else arr != 0
 
 
 def binary_mask(path, rule: str) -> np.ndarray:
@@ -66,8 +58,7 @@ def binary_mask(path, rule: str) -> np.ndarray:
     if rule == "pil_1":
       return np.asarray(image.convert("1"), bool)
     if rule == "nonzero":
-      arr = np.asarray(image)
-      return arr.any(-1) if arr.ndim == 3 else arr != 0
+      return _nonzero(np.asarray(image))
   raise ValueError(f"mask rule must be 'pil_1' or 'nonzero', got {rule!r}")
 
 
@@ -81,13 +72,7 @@ def encode_mask_png(mask: np.ndarray) -> bytes:
 def decode_mask_png(data: bytes) -> np.ndarray:
   """1-bit (or any) PNG bytes → uint8 (H, W) in {0, 1}."""
   with Image.open(io.BytesIO(bytes(data))) as image:
-    arr = np.asarray(image)
-  return (arr.any(-1) if arr.ndim == 3 else arr != 0).astype(np.uint8)
-
-
-def decode_png_rgb(data: bytes) -> np.ndarray:
-  with Image.open(io.BytesIO(bytes(data))) as image:
-    return np.asarray(image.convert("RGB"))
+    return _nonzero(np.asarray(image)).astype(np.uint8)
 
 
 def load_wave_dict(path) -> dict:
@@ -114,26 +99,12 @@ def wave_from_dict(table: dict, key: str, source, num_segments: int,
   """float32 (T, S) from a wave dictionary entry, with the `view(T, S)` size check."""
   if key not in table:
     raise BadMediaError(f"{source}: no entry {key!r}")
-  wave = np.asarray(table[key])
-  expected = num_segments * samples_per_segment
-  if not np.issubdtype(wave.dtype, np.floating) or wave.size != expected:
-    raise BadMediaError(f"{source}[{key!r}] has shape {wave.shape} dtype {wave.dtype}; "
-                        f"expected {expected} float samples")
-  wave = wave.reshape(num_segments, samples_per_segment).astype(np.float32)
-  if not np.all(np.isfinite(wave)):
-    raise BadMediaError(f"{source}[{key!r}] contains NaN or Inf")
-  return wave
+  return records.check_wave(table[key], f"{source}[{key!r}]", num_segments, samples_per_segment)
 
 
 def load_features(path, shape: tuple[int, ...]) -> np.ndarray:
   """float32 feature array of an exact shape from a .npy file (LLP R(2+1)D: (10, 512))."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise BadMediaError(f"missing feature file: {path}")
-  try:
-    x = np.load(path, allow_pickle=False)
-  except Exception as e:  # Truncated files raise ValueError, EOFError, ...
-    raise BadMediaError(f"unreadable feature file {path}: {e}") from e
+  x = records.load_npy(path, "feature")
   if x.shape != tuple(shape) or not np.issubdtype(x.dtype, np.floating):
     raise BadMediaError(f"features {path} have shape {x.shape} dtype {x.dtype}; "
                         f"expected float {tuple(shape)}")

@@ -55,12 +55,8 @@ class AvsSource:
 
   def __getitem__(self, index: int) -> dict:
     r = self.records[int(index)]
-    frames = np.stack([task_media.decode_png_rgb(b) for b in r["frames"]])
-    # torchvision ToTensor divides by 255 (not × 1/255), then Normalize.
-    frames = frames.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
-    mean = np.asarray(preprocess.IMAGENET_MEAN, np.float32)[:, None, None]
-    std = np.asarray(preprocess.IMAGENET_STD, np.float32)[:, None, None]
-    frames = (frames - mean) / std
+    frames = np.stack([records.decode_rgb(b) for b in r["frames"]]).transpose(0, 3, 1, 2)
+    frames = preprocess.normalize_chw(preprocess.to_unit(frames))  # ToTensor, Normalize
     valid = np.asarray(r["mask_valid"], bool)
     h, w = frames.shape[-2:]
     masks = np.zeros((len(valid), h, w), np.float32)
