@@ -74,9 +74,11 @@ class AvqaSource:
   Negatives follow the reference: for each slot draw a frame id uniformly in
   [0, 10·#videos); with `reference_negative_rule` reject only when
   `id // 60 == video_index` (the reference's leftover divisor, so a negative
-  can come from the same video), otherwise when `id // 10 == video_index`.
-  The draw is seeded by (seed, index), so it is reproducible and the same in
-  every epoch (the reference draws unseeded, in eval too).
+  can come from the same video), otherwise when `id // 10 == video_index`;
+  the frame is `frames[id % 10]` of video `id // 10`. The draw is seeded by
+  (seed, index), so it is reproducible and the same in every epoch (the
+  reference draws unseeded, in eval too). Video indices here are positions in
+  `video_records`, which equal the reference's when no video was skipped.
   """
   qa_records: object
   video_records: object
@@ -91,34 +93,40 @@ class AvqaSource:
   def __len__(self) -> int:
     return len(self.qa_records)
 
-  def _video(self, video_index: int, video_id: str) -> dict:
+  def _video(self, video_index: int, video_id: str) -> tuple[int, dict]:
+    """(position in video_records, record) of the question's video."""
     if self._position is None:
       r = self.video_records[video_index] if video_index < len(self.video_records) else None
       if r is not None and _text(r["video_id"]) == video_id:
-        return r
+        return video_index, r
       # Videos were skipped or subset: index the table once.
       self._position = {int(self.video_records[i]["video_index"]): i
                         for i in range(len(self.video_records))}
     if video_index not in self._position:
       raise KeyError(f"video {video_id} (index {video_index}) is not in the videos table")
-    return self.video_records[self._position[video_index]]
+    position = self._position[video_index]
+    return position, self.video_records[position]
 
-  def _negatives(self, index: int, video_index: int, num_videos: int) -> np.ndarray:
-    rng = np.random.default_rng((self.seed, int(index)))
+  def _negatives(self, index: int, own: int, num_videos: int) -> np.ndarray:
+    """10 frame ids (video position · 10 + frame) for question `index` of video `own`."""
     divisor = 60 if self.reference_negative_rule else 10
+    if own == 0 and 10 * num_videos <= divisor:
+      raise ValueError(f"no negative frame can be drawn for video 0 among {num_videos} videos "
+                       f"(the rule rejects every id < {divisor})")
+    rng = np.random.default_rng((self.seed, int(index)))
     out = []
     for _ in range(10):
       while True:
         frame_id = int(rng.integers(0, 10 * num_videos))
-        if frame_id // divisor != video_index:
+        if frame_id // divisor != own:
           break
       out.append(frame_id)
     return np.asarray(out)
 
   def __getitem__(self, index: int) -> dict:
     q = self.qa_records[int(index)]
-    vid, vindex = _text(q["video_id"]), int(q["video_index"])
-    video = self._video(vindex, vid)
+    vid = _text(q["video_id"])
+    position, video = self._video(int(q["video_index"]), vid)
     element = {
         "frames": records.decode_frames(video["frames"], self.image_size),
         "audio": np.asarray(video["audio"], np.float32),
@@ -128,16 +136,8 @@ class AvqaSource:
         "subtype": _text(q["subtype"]),
         "video_id": vid,
     }
-    if self.negatives:  # index space: the videos table (the split's video list)
-      ids = self._negatives(index, vindex, len(self.video_records))
-      frames = []
-      for frame_id in ids:
-        neg = self.video_records[self._neg_position(frame_id // 10)]
-        frames.append(neg["frames"][frame_id % 10])
+    if self.negatives:
+      ids = self._negatives(index, position, len(self.video_records))
+      frames = [self.video_records[i // 10]["frames"][i % 10] for i in ids]
       element["negatives"] = records.decode_frames(frames, self.image_size)
     return element
-
-  def _neg_position(self, video_index: int) -> int:
-    if self._position is None:
-      return video_index
-    return self._position[video_index]

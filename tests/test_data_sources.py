@@ -1,0 +1,138 @@
+"""`sources.get_source` names and errors; `AvqaSource` on a tiny generated MUSIC-AVQA tree."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+tfds = pytest.importorskip("tensorflow_datasets")
+
+from dgsct_jax.data import records  # noqa: E402
+from dgsct_jax.data import sources  # noqa: E402
+from dgsct_jax.data import task_sources  # noqa: E402
+
+NUM_VIDEOS = 7  # > 6: the reference rule (id // 60) must leave video 0 something to draw.
+SIZE = (8, 8)
+
+
+def _write_tree(root):
+  """7 videos of 10 frames (colour = 25·frame + 3·video) and waves; 2 questions per video."""
+  vids = [f"v{k:02d}" for k in range(NUM_VIDEOS)]
+  samples = []
+  for v, vid in enumerate(vids):
+    folder = root / "frames" / vid
+    folder.mkdir(parents=True)
+    for k in range(10):
+      colour = np.full((16, 16, 3), 25 * k + 3 * v, np.uint8)
+      Image.fromarray(colour).save(folder / f"{k + 1:08d}.jpg", quality=95)
+    (root / "audio_wave").mkdir(exist_ok=True)
+    np.save(root / "audio_wave" / f"{vid}.npy", np.full(320_000, v, np.float32))
+    for q in range(2):
+      samples.append({"video_id": vid, "question_id": 2 * v + q, "templ_values": "[]",
+                      "question_content": f"Is the {'cello' if q else 'piano'} playing?",
+                      "anser": "yes" if (v + q) % 2 else "no", "type": '["Audio", "Counting"]'})
+  (root / "json").mkdir()
+  (root / "json" / "avqa-val.json").write_text(json.dumps(samples))
+  # No train json: the builder takes the vocabulary dumps (release sizes: 93 tokens, 42 answers).
+  words = ["<pad>", "Is", "the", "piano", "cello", "playing"]
+  (root / "ques_vocab.txt").write_text("\n".join(words + [f"w{k}" for k in range(87)]))
+  (root / "ans_vocab.txt").write_text("\n".join(["yes", "no"] + [f"a{k}" for k in range(40)]))
+  return samples
+
+
+def _build(manual, data_dir, **kwargs):
+  from dgsct_jax.data.builders.music_avqa import MusicAvqa  # pylint: disable=g-import-not-at-top
+  config = tfds.download.DownloadConfig(manual_dir=str(manual))
+  for name in ("qa", "videos"):
+    MusicAvqa(config=name, data_dir=str(data_dir), file_format="array_record",
+              **(kwargs if name == "videos" else {})).download_and_prepare(download_config=config)
+
+
+@pytest.fixture(scope="module")
+def avqa(tmp_path_factory):
+  """(samples, data_dir with everything, data_dir whose videos table lacks video 2)."""
+  root = tmp_path_factory.mktemp("avqa")
+  samples = _write_tree(root / "manual")
+  _build(root / "manual", root / "full")
+  (root / "manual" / "audio_wave" / "v02.npy").unlink()
+  _build(root / "manual", root / "skipped", skip_bad=True)
+  return samples, root / "full", root / "skipped"
+
+
+def _expected_ids(seed, index, own, num_videos, divisor=60):
+  """The reference rule, written out: redraw while id // divisor == own video."""
+  rng = np.random.default_rng((seed, index))
+  ids = []
+  for _ in range(10):
+    frame_id = int(rng.integers(0, 10 * num_videos))
+    while frame_id // divisor == own:
+      frame_id = int(rng.integers(0, 10 * num_videos))
+    ids.append(frame_id)
+  return ids
+
+
+def test_avqa_source_joins_videos_and_draws_seeded_negatives(avqa):
+  samples, full, _ = avqa
+  src = sources.get_source("music_avqa", "val", full, image_size=SIZE, seed=3)
+  videos = records_of(full)
+  assert len(src) == len(samples)
+  for i in (0, 5, 13):
+    el = src[i]
+    v = int(samples[i]["video_id"][1:])
+    assert el["video_id"] == samples[i]["video_id"]
+    assert el["answer"] == ["yes", "no"].index(samples[i]["anser"])
+    np.testing.assert_array_equal(el["frames"], records.decode_frames(videos[v]["frames"], SIZE))
+    np.testing.assert_array_equal(el["audio"], np.full((10, 32_000), v, np.float32))
+    ids = _expected_ids(3, i, v, NUM_VIDEOS)
+    want = records.decode_frames([videos[j // 10]["frames"][j % 10] for j in ids], SIZE)
+    np.testing.assert_array_equal(el["negatives"], want)
+    np.testing.assert_array_equal(src[i]["negatives"], el["negatives"])  # same every epoch
+  other = sources.get_source("music_avqa", "val", full, image_size=SIZE, seed=4)
+  assert not np.array_equal(other[0]["negatives"], src[0]["negatives"])
+  plain = sources.get_source("music_avqa", "val", full, image_size=SIZE, negatives=False)
+  assert "negatives" not in plain[0]
+
+
+def records_of(data_dir):
+  from dgsct_jax.data.builders.music_avqa import MusicAvqa  # pylint: disable=g-import-not-at-top
+  return MusicAvqa(config="videos", data_dir=str(data_dir)).as_data_source(split="val")
+
+
+def test_negative_rules():
+  src = task_sources.AvqaSource([], [None] * NUM_VIDEOS)
+  draws = {v: np.concatenate([src._negatives(i, v, NUM_VIDEOS) for i in range(200)])
+           for v in range(NUM_VIDEOS)}
+  for v, ids in draws.items():
+    assert (ids // 60 != v).all() and ids.min() >= 0 and ids.max() < 10 * NUM_VIDEOS
+  assert (draws[6] // 10 == 6).any()  # The reference rule lets a video be its own negative.
+  strict = task_sources.AvqaSource([], [None] * NUM_VIDEOS, reference_negative_rule=False)
+  for v in range(NUM_VIDEOS):
+    assert all((strict._negatives(i, v, NUM_VIDEOS) // 10 != v).all() for i in range(50))
+  with pytest.raises(ValueError, match="no negative frame can be drawn"):
+    task_sources.AvqaSource([], [None] * 6)._negatives(0, 0, 6)
+
+
+def test_avqa_source_with_a_skipped_video(avqa):
+  samples, _, skipped = avqa
+  src = sources.get_source("music_avqa", "val", skipped, image_size=SIZE)
+  videos = records_of(skipped)
+  assert len(videos) == NUM_VIDEOS - 1
+  i = 2 * 4  # first question of v04, at position 3 of the videos table
+  el = src[i]
+  np.testing.assert_array_equal(el["frames"], records.decode_frames(videos[3]["frames"], SIZE))
+  ids = _expected_ids(0, i, 3, NUM_VIDEOS - 1)
+  want = records.decode_frames([videos[j // 10]["frames"][j % 10] for j in ids], SIZE)
+  np.testing.assert_array_equal(el["negatives"], want)
+  with pytest.raises(KeyError, match="v02"):
+    src[4]  # a question of the skipped video
+
+
+def test_get_source_names_and_errors(tmp_path):
+  with pytest.raises(ValueError, match="known: ave, llp, avsbench/s4, avsbench/ms3, music_avqa"):
+    sources.get_source("avsbench", "val")
+  for name in ("ave", "llp", "avsbench/s4", "avsbench/ms3", "music_avqa"):
+    with pytest.raises(FileNotFoundError, match=f"{name}.* is not built in {tmp_path}"):
+      sources.get_source(name, "val", tmp_path)
+  with pytest.raises(ValueError, match="224x224"):
+    sources.get_source("avsbench/s4", "val", tmp_path, image_size=(192, 192))
+  assert len(sources.get_source("synthetic", "val", size=3)) == 3
