@@ -57,6 +57,14 @@ class SkipReport:
     return "\n".join(lines)
 
 
+def frame_folder(folder) -> pathlib.Path:
+  """`folder` as a Path, after checking that it is a directory."""
+  folder = pathlib.Path(folder)
+  if not folder.is_dir():
+    raise BadMediaError(f"missing frame folder: {folder}")
+  return folder
+
+
 def list_frames(folder: pathlib.Path) -> list[pathlib.Path]:
   """Frame files of one video in frame-number order; numbering must be 1..n.
 
@@ -64,9 +72,7 @@ def list_frames(folder: pathlib.Path) -> list[pathlib.Path]:
   indices, with n = the number of *.jpg files; a gap would make it read a
   different frame or crash, so gaps are an error here.
   """
-  folder = pathlib.Path(folder)
-  if not folder.is_dir():
-    raise BadMediaError(f"missing frame folder: {folder}")
+  folder = frame_folder(folder)
   numbered = []
   for name in os.listdir(folder):
     match = _FRAME_RE.match(name)

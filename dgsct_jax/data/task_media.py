@@ -21,9 +21,7 @@ BadMediaError = records.BadMediaError
 
 def numbered_jpegs(folder, count: int) -> list[bytes]:
   """JPEG bytes of `<folder>/00000001.jpg` .. `%08d.jpg` (1-based, first `count`)."""
-  folder = pathlib.Path(folder)
-  if not folder.is_dir():
-    raise BadMediaError(f"missing frame folder: {folder}")
+  folder = records.frame_folder(folder)
   out = []
   for i in range(1, count + 1):
     path = folder / f"{i:08d}.jpg"
