@@ -28,7 +28,7 @@ class Checkpoints:
   """Save every `save_every` steps (or when forced), keep `max_to_keep`."""
 
   def __init__(self, directory, *, save_every: int, max_to_keep: int | None = 3,
-               with_data: bool = True, async_save: bool = True):
+               with_data: bool = True, async_save: bool = True, name: str = "train"):
     self.directory = pathlib.Path(directory).resolve() if "://" not in str(directory) else directory
     self.with_data = with_data
     items = (STATE, DATA, META) if with_data else (STATE, META)
@@ -41,7 +41,11 @@ class Checkpoints:
         item_handlers=handlers,
         options=ocp.CheckpointManagerOptions(
             save_interval_steps=save_every, max_to_keep=max_to_keep,
-            enable_async_checkpointing=async_save, cleanup_tmp_directories=True))
+            enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
+            # Two managers (latest and best) may save the same step: keep their
+            # multi-host barriers apart.
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                barrier_sync_key_prefix=name)))
 
   def latest_step(self) -> int | None:
     """The newest *finalised* step, or None."""

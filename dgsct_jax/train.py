@@ -346,7 +346,8 @@ def _best_dir(workdir) -> pathlib.Path:
 def load_trained(run: Run):
   """(trainable, stats, meta) of the best checkpoint of `run.workdir` (model selection)."""
   directory = _best_dir(run.workdir)
-  ckpt = checkpointing.Checkpoints(directory, save_every=1, with_data=False, async_save=False)
+  ckpt = checkpointing.Checkpoints(directory, save_every=1, with_data=False, async_save=False,
+                                   name="best")
   step = ckpt.latest_step()
   if step is None:
     raise FileNotFoundError(f"no finalised checkpoint in {directory}; train first")
@@ -404,7 +405,7 @@ def train_and_evaluate(config, workdir) -> dict:
   ckpt = checkpointing.Checkpoints(workdir / "checkpoints", save_every=config.ckpt.every_steps,
                                    max_to_keep=config.ckpt.max_to_keep)
   best_ckpt = checkpointing.Checkpoints(_best_dir(workdir), save_every=1, max_to_keep=1,
-                                        with_data=False)
+                                        with_data=False, name="best")
   resume_step = ckpt.latest_step()
   progress = {"best_accuracy": -1.0, "best_epoch": -1, "epoch": 0}
   if resume_step is None:
