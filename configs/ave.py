@@ -109,6 +109,9 @@ def get_config(arg=None):
   c = trainer_config(arg)
   c.model = model_config(arg.variant)
   c.model.encoder_train_mode = not arg.clean
-  if arg.data == "synthetic":
-    c.data.synthetic.num_classes = c.model.num_classes
+  if arg.data == "synthetic":  # shaped like the model's inputs
+    c.data.synthetic.update(num_classes=c.model.num_classes,
+                            image_size=(c.model.swin.img_size,) * 2,
+                            samples_per_segment=c.model.htsat.sample_rate,
+                            sample_rate=c.model.htsat.sample_rate)
   return c

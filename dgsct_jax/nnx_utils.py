@@ -53,24 +53,24 @@ def stats_of(model: nnx.Module) -> Tree:
   return nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
 
 
-def abstract(build: Callable[[], nnx.Module]) -> Parts:
-  """Parts with `jax.ShapeDtypeStruct` leaves; nothing is allocated."""
-  return split(nnx.eval_shape(build))
-
-
-def logical_axes(build: Callable[[], nnx.Module]) -> tuple[Tree, Tree, Tree]:
-  """Logical axis names (a tuple, or None) of every leaf, per part."""
+def abstract(build: Callable[[], nnx.Module]) -> tuple[Parts, tuple[Tree, Tree, Tree]]:
+  """Parts with `jax.ShapeDtypeStruct` leaves (nothing allocated), and the logical
+  axis names (a tuple, or None) of every leaf of (trainable, frozen, stats)."""
   graphdef, *states = _split(nnx.eval_shape(build))
-  del graphdef
+  parts = Parts(graphdef, *(nnx.to_pure_dict(s) for s in states))
+  return parts, tuple(_axes(s) for s in states)
 
-  def names(var):
+
+def _axes(state) -> Tree:
+  out = {}
+  for path, var in state.flat_state():
     meta = var.get_metadata()
     axes = meta.get("out_sharding", meta.get("sharding_names"))
-    return tuple(axes) if axes else None
-
-  return tuple(
-      nnx.to_pure_dict(jax.tree.map(names, state, is_leaf=lambda x: isinstance(x, nnx.Variable)))
-      for state in states)
+    node = out
+    for key in path[:-1]:
+      node = node.setdefault(key, {})
+    node[path[-1]] = tuple(axes) if axes else None
+  return out
 
 
 def flatten(tree: Tree, prefix: str = "") -> dict[str, Any]:

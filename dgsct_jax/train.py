@@ -96,8 +96,7 @@ class Layout:
 
 def make_layout(config, mesh) -> Layout:
   build = model_builder(config)
-  abstract = nnx_utils.abstract(build)
-  axes_t, axes_f, axes_s = nnx_utils.logical_axes(build)
+  abstract, (axes_t, axes_f, axes_s) = nnx_utils.abstract(build)
   rules = sharding_lib.validate_rules(config.sharding_rules, mesh)
   shard = functools.partial(sharding_lib.tree_shardings, table=rules, mesh=mesh)
   frozen_sh = shard(abstract.frozen, axes_f)
@@ -110,16 +109,16 @@ def make_layout(config, mesh) -> Layout:
 
 
 def init_parts(config, layout: Layout) -> nnx_utils.Parts:
-  """Freshly initialised model parts, created sharded by one jitted init (seeded by config.seed)."""
-  build = model_builder(config)
+  """Freshly initialised model parts (seeded by config.seed), placed on their shardings.
 
-  def init():
-    parts = nnx_utils.split(build())
-    return parts.trainable, parts.frozen, parts.stats
-
-  trainable, frozen, stats = jax.jit(
-      init, out_shardings=(layout.trainable_sh, layout.frozen_sh, layout.stats_sh))()
-  return nnx_utils.Parts(layout.graphdef, trainable, frozen, stats)
+  Built eagerly: on CPU a jitted init of the whole model compiles for longer than
+  the eager construction takes, and the frozen part is overwritten by the
+  converted encoders anyway.
+  """
+  parts = nnx_utils.split(model_builder(config)())
+  return nnx_utils.Parts(layout.graphdef, *jax.device_put(
+      (parts.trainable, parts.frozen, parts.stats),
+      (layout.trainable_sh, layout.frozen_sh, layout.stats_sh)))
 
 
 def cast_floats(tree, dtype):
@@ -524,15 +523,38 @@ def evaluate(config, workdir, *, keep_predictions: bool = False) -> dict:
 
 
 def predict(config, workdir) -> dict:
-  """Best checkpoint → predictions.jsonl, accuracy vs majority baseline, attention figure."""
+  """Best checkpoint → predictions.jsonl, result.json (accuracy vs majority baseline) and
+  attention.png (spatial attention maps over the first test videos)."""
   workdir = pathlib.Path(workdir)
-  result = evaluate(config, workdir, keep_predictions=True)
+  run = setup(config, workdir)
+  trainable, stats, meta = load_trained(run)
+  source = get_source(config, config.eval.report_split, config.data.data_dir or None)
+  result = evaluate_split(config, run.layout, make_eval_step(config, run.layout), trainable,
+                          run.frozen, stats, source, keep_predictions=True)
+  result.update(split=config.eval.report_split, checkpoint_step=meta["step"])
   path = workdir / (f"predictions.{jax.process_index()}.jsonl" if jax.process_count() > 1
                     else "predictions.jsonl")
   with open(path, "w", encoding="utf-8") as f:
     for row in result.pop("predictions"):
       f.write(json.dumps(row) + "\n")
   result["predictions_file"] = str(path)
+  if jax.process_index() == 0 and config.figure.num_videos:
+    result["figure"] = str(_attention_figure(config, run, trainable, stats, source,
+                                             workdir / "attention.png"))
   if jax.process_index() == 0:
     (workdir / "result.json").write_text(json.dumps(result, indent=1))
   return result
+
+
+def _attention_figure(config, run, trainable, stats, source, path):
+  from dgsct_jax import visualize  # pylint: disable=import-outside-toplevel
+  n = min(config.figure.num_videos, len(source))
+  elements = [source[i] for i in range(n)]
+  frames = np.stack([e["frames"] for e in elements])
+  audio = np.stack([e["audio"] for e in elements])
+  local = jax.devices()[0]
+  maps = visualize.attention_maps(run.layout.graphdef, *jax.device_put(
+      (trainable, run.frozen, stats, audio, frames), local))
+  return visualize.write_figure(path, maps, frames, np.stack([e["label"] for e in elements]),
+                                [e["video_id"] for e in elements],
+                                num_segments=config.figure.num_segments)

@@ -1,0 +1,154 @@
+"""Quick supervised pretraining of the tiny encoders, so that frozen means something.
+
+DG-SCT adapts *pretrained* encoders (Swin-V2 on ImageNet-22k, HTS-AT on
+AudioSet). The tiny variant has no such checkpoints, so the demo first trains
+each tiny encoder alone on the synthetic training split: the Swin-V2 on single
+frames, the HTS-AT on single 1-s segments, both classifying the event class of
+the segments labelled as events (those show the class's shape and play its
+sound). The result is written exactly like a converted real checkpoint
+(`weight_conversion.store`: orbax values + manifest with `params_sha256`), and
+the DG-SCT run reads it through `config.init_from` like any converted encoder.
+
+    config.pretrain = dict(steps=..., batch_size=..., lr=..., videos=..., seed=...)
+"""
+import dataclasses
+import logging
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from dgsct_jax import nnx_utils
+from dgsct_jax.data import synthetic
+from dgsct_jax.models import htsat as htsat_lib
+from dgsct_jax.models import layers
+from dgsct_jax.models import swinv2
+
+
+class EncoderClassifier(nnx.Module):
+  """A tiny encoder with a linear classifier on its mean-pooled final tokens (all trainable;
+  the classifier is dropped afterwards, HTS-AT's own `head` is saved untrained and unused)."""
+
+  def __init__(self, kind: str, encoder_config: dict, num_classes: int, *, rngs: nnx.Rngs):
+    self.kind = kind
+    self.num_classes = num_classes
+    if kind == "visual":
+      self.encoder = swinv2.SwinTransformerV2(**encoder_config, rngs=rngs)
+    else:
+      self.encoder = htsat_lib.HTSAT(**encoder_config, rngs=rngs)
+    self.fc = layers.linear(self.encoder.num_features, num_classes, rngs=rngs)
+    layers.mark_trainable(self)
+
+  def __call__(self, x, *, deterministic: bool = True, rngs=None):
+    features, _ = self.encoder(x, deterministic=deterministic, rngs=rngs)
+    if self.kind == "visual":  # pooled as DG-SCT sees them: Swin final norm, none on HTS-AT
+      features = self.encoder.finalize(features)
+    return self.fc(features.mean(axis=1))
+
+
+def event_segments(config, split: str, videos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(frames (N,3,H,W), audio (N,S), class (N,)) of the event segments of `videos` videos."""
+  source = synthetic.SyntheticSource(split, videos, synthetic.SyntheticConfig(
+      **config.data.synthetic.to_dict()))
+  frames, audio, labels = [], [], []
+  background = source.num_labels - 1
+  for i in range(len(source)):
+    element = source[i]
+    cls = element["label"].argmax(-1)
+    keep = cls != background
+    frames.append(element["frames"][keep])
+    audio.append(element["audio"][keep])
+    labels.append(cls[keep])
+  return np.concatenate(frames), np.concatenate(audio), np.concatenate(labels).astype(np.int32)
+
+
+def _train(model: EncoderClassifier, inputs: np.ndarray, labels: np.ndarray, pre, seed: int):
+  parts = nnx_utils.split(model)
+  tx = optax.adam(pre.lr)
+
+  def loss_fn(trainable, stats, x, y, rng):
+    m = nnx_utils.merge(parts.graphdef, trainable, parts.frozen, stats)
+    logits = m(x, deterministic=False, rngs=nnx.Rngs(rng))
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return loss, ((logits.argmax(-1) == y).mean(), nnx_utils.stats_of(m))
+
+  @jax.jit
+  def step(trainable, opt_state, stats, x, y, rng):
+    (loss, (acc, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        trainable, stats, x, y, rng)
+    updates, opt_state = tx.update(grads, opt_state, trainable)
+    return optax.apply_updates(trainable, updates), opt_state, stats, loss, acc
+
+  trainable, stats = parts.trainable, parts.stats
+  opt_state = tx.init(trainable)
+  rng = np.random.default_rng(seed)
+  key = jax.random.PRNGKey(seed)
+  history = []
+  for i in range(pre.steps):
+    idx = rng.choice(len(labels), pre.batch_size, replace=False)
+    trainable, opt_state, stats, loss, acc = step(
+        trainable, opt_state, stats, inputs[idx], labels[idx], jax.random.fold_in(key, i))
+    history.append((float(loss), float(acc)))
+  return dataclasses.replace(parts, trainable=trainable, stats=stats), history
+
+
+def _accuracy(parts, inputs, labels, batch: int = 64) -> float:
+  @jax.jit
+  def predict(trainable, stats, x):
+    return nnx_utils.merge(parts.graphdef, trainable, parts.frozen, stats)(x).argmax(-1)
+  correct = 0
+  for i in range(0, len(labels), batch):
+    correct += int((np.asarray(predict(parts.trainable, parts.stats, inputs[i:i + batch]))
+                    == labels[i:i + batch]).sum())
+  return 100.0 * correct / len(labels)
+
+
+def pretrain_encoder(config, name: str, out_dir) -> dict:
+  """Trains the `name` ('visual' | 'audio') tiny encoder; writes a converted-weights dir."""
+  from weight_conversion import store  # pylint: disable=import-outside-toplevel
+  pre = config.pretrain
+  kind_config = {"visual": config.model.swin, "audio": config.model.htsat}[name].to_dict()
+  num_classes = config.data.synthetic.num_classes
+  t0 = time.time()
+  frames, audio, labels = event_segments(config, "train", pre.videos)
+  v_frames, v_audio, v_labels = event_segments(config, "val", pre.eval_videos)
+  inputs, val_inputs = (frames, v_frames) if name == "visual" else (audio, v_audio)
+  model = EncoderClassifier(name, kind_config, num_classes, rngs=nnx.Rngs(pre.seed))
+  parts, history = _train(model, inputs, labels, pre, pre.seed)
+  val_acc = _accuracy(parts, val_inputs, v_labels)
+  # The encoder alone, every variable (weights and bn0 statistics), as dotted paths.
+  values = {k[len("encoder."):]: np.asarray(v)
+            for k, v in {**nnx_utils.flatten(parts.trainable),
+                         **nnx_utils.flatten(parts.stats)}.items() if k.startswith("encoder.")}
+  manifest = {"arch": {"visual": "swinv2", "audio": "htsat"}[name], "model_config": kind_config,
+              "source": "dgsct_jax.pretrain (synthetic train split, event segments)",
+              "pretrain": dict(pre.to_dict(), steps_done=len(history),
+                               final_train_loss=history[-1][0], val_accuracy=val_acc,
+                               seconds=round(time.time() - t0, 1))}
+  manifest = store.save(out_dir, values, manifest)
+  logging.info("pretrained %s encoder: val accuracy %.1f%% -> %s", name, val_acc, out_dir)
+  return manifest
+
+
+def ensure_encoders(config) -> dict:
+  """Pretrains every encoder of `config.init_from` whose directory is missing."""
+  done = {}
+  for name, spec in sorted(config.init_from.items()):
+    directory = pathlib.Path(config.weights_dir) / spec.dir
+    if (directory / "manifest.json").is_file():
+      continue
+    if (directory / "params").exists():
+      raise FileExistsError(f"{directory} holds weights but no manifest (an interrupted "
+                            "pretraining?); delete it to pretrain again")
+    print(f"pretraining the tiny {name} encoder on synthetic data -> {directory}", flush=True)
+    manifest = pretrain_encoder(config, name, directory)
+    stats = manifest["pretrain"]
+    print(f"  {name}: {stats['steps_done']} steps, val accuracy on event segments "
+          f"{stats['val_accuracy']:.1f}% (chance {100 / config.data.synthetic.num_classes:.1f}%), "
+          f"{stats['seconds']:.0f} s", flush=True)
+    done[name] = manifest
+  return done

@@ -1,0 +1,98 @@
+"""Every config builds, carries no machine paths, and the AVE defaults are the reference's."""
+import importlib
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from configs import ave as ave_config
+from configs import demo as demo_config
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ABLATIONS = sorted(p.stem for p in (REPO / "configs" / "ablations").glob("*.py")
+                   if p.stem != "__init__")
+
+
+def _strings(tree, prefix=""):
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      yield from _strings(value, f"{prefix}{key}.")
+    else:
+      yield f"{prefix}{key}", value
+
+
+def _no_machine_paths(config):
+  for key, value in _strings(config.to_dict()):
+    if isinstance(value, str):
+      assert not value.startswith(("/", "~")) and "://" not in value, (key, value)
+
+
+@pytest.mark.parametrize("arg", ["variant=large", "variant=tiny", "variant=large,clean",
+                                 "variant=tiny,data=synthetic,runlocal"])
+def test_ave_configs_build(arg):
+  config = ave_config.get_config(arg)
+  _no_machine_paths(config)
+  assert config.model.variant == arg.split(",")[0].split("=")[1]
+
+
+def test_ave_defaults_are_the_official_recipe():
+  c = ave_config.get_config("variant=large")
+  assert (c.seed, c.batch_size, c.epochs) == (43, 8, 50)
+  assert (c.optim.name, c.optim.lr, c.optim.b1, c.optim.b2, c.optim.eps) == (
+      "adam", 5e-4, 0.9, 0.999, 1e-8)
+  assert (c.optim.schedule.kind, c.optim.schedule.unit, c.optim.schedule.every,
+          c.optim.schedule.gamma) == ("step", "epoch", 3, 0.35)
+  # The reference's quirks, faithful by default (spec §8) ...
+  assert (c.optim.accum_steps, c.optim.accum_mode) == (2, "discard")
+  assert c.model.encoder_train_mode is True
+  assert (c.eval.select_split, c.eval.early_stop_epochs) == ("test", 20)
+  # ... and fixed by the clean variant.
+  clean = ave_config.get_config("variant=large,clean")
+  assert (clean.optim.accum_mode, clean.model.encoder_train_mode, clean.eval.select_split) == (
+      "sum", False, "val")
+
+
+@pytest.mark.parametrize("name", ABLATIONS)
+def test_ablation_configs_flip_one_switch(name):
+  module = importlib.import_module(f"configs.ablations.{name}")
+  base = ave_config.get_config("variant=tiny").to_dict()
+  ablated = module.get_config("variant=tiny").to_dict()
+  changed = [k for (k, a), (_, b) in zip(_strings(ablated), _strings(base)) if a != b]
+  assert changed and all(k.startswith("model.") for k in changed), changed
+  demo = demo_config.get_config(f"ablation={name}")
+  _no_machine_paths(demo)
+
+
+def test_ablations_cover_every_model_switch():
+  switches = {"visual_adapters": "v2a_only", "audio_adapters": "a2v_only", "p1": "p2_only",
+              "p2": "p1_only"}
+  for switch, name in switches.items():
+    assert ave_config.get_config("variant=tiny")["model"][switch] is True
+    assert importlib.import_module(f"configs.ablations.{name}").get_config(
+        "variant=tiny").model[switch] is False
+  for name in ("frozen_baseline", "lavish", "no_channel", "no_spatial", "no_temporal",
+               "no_latent_tokens"):
+    assert name in ABLATIONS
+
+
+def test_demo_config_is_consistent():
+  c = demo_config.get_config()
+  assert c.data.name == "synthetic" and c.model.variant == "tiny"
+  assert c.data.synthetic.num_classes == c.model.num_classes
+  assert tuple(c.data.synthetic.image_size) == (c.model.swin.img_size,) * 2
+  assert set(c.init_from) == {"visual", "audio"} and "pretrain" in c
+
+
+def test_overrides_of_unknown_fields_fail(tmp_path):
+  """`python -m dgsct_jax.main --config.optim.lrr=...` stops at flag parsing, naming it."""
+  cmd = [sys.executable, "-m", "dgsct_jax.main", "--config=configs/ave.py:variant=tiny",
+         f"--workdir={tmp_path}", "--config.optim.lrr=0.01"]
+  bad = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert bad.returncode != 0 and "Did you mean \"lr\" instead of \"lrr\"" in bad.stderr, (
+      bad.stderr[-2000:])
+  assert not any(tmp_path.iterdir())
+  c = ave_config.get_config("variant=tiny")
+  c.lock()
+  with pytest.raises(AttributeError):
+    c.optim.lrr = 0.01
