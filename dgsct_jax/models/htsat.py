@@ -381,13 +381,7 @@ class HTSAT(nnx.Module):
 
   def forward_tokens(self, x, *, deterministic: bool = True, rngs=None):
     """Tokens after patch embedding → (last-stage tokens before `norm`, per-stage aux)."""
-    aux = {}
-    for i, layer in enumerate(self.layers):
-      x = layer(x, deterministic=deterministic, rngs=rngs)
-      aux[f"stage{i}"] = x
-      if layer.downsample is not None:
-        x = layer.downsample(x)
-    return x, aux
+    return layers.run_stages(self.layers, x, deterministic=deterministic, rngs=rngs)
 
   # -- whole model -----------------------------------------------------------------
 

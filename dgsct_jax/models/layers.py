@@ -224,3 +224,18 @@ class PatchMerging(nnx.Module):
     if self.post_norm:
       return self.norm(self.reduction(x))
     return self.reduction(self.norm(x))
+
+
+def run_stages(layers, x, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
+  """Runs Swin-style stages (blocks, then the optional end-of-stage merging).
+
+  Returns the last stage's tokens and {'stage{i}': tokens after the blocks of
+  stage i, before its patch merging}, the per-stage features heads consume.
+  """
+  stages = {}
+  for i, layer in enumerate(layers):
+    x = layer(x, deterministic=deterministic, rngs=rngs)
+    stages[f"stage{i}"] = x
+    if layer.downsample is not None:
+      x = layer.downsample(x)
+  return x, stages

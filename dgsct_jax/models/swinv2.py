@@ -451,10 +451,5 @@ class SwinTransformerV2(nnx.Module):
 
   def __call__(self, images, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
     x = self.embed(images, deterministic=deterministic, rngs=rngs)
-    aux = {}
-    for i, layer in enumerate(self.layers):
-      x = layer(x, deterministic=deterministic, rngs=rngs)
-      aux[f"stage{i}"] = x
-      if layer.downsample is not None:
-        x = layer.downsample(x)
+    x, aux = layers.run_stages(self.layers, x, deterministic=deterministic, rngs=rngs)
     return self.finalize(x), aux
