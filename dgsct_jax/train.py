@@ -315,11 +315,17 @@ def setup(config, workdir) -> Run:
   layout = make_layout(config, mesh)
   parts = init_parts(config, layout)
   parts, digests = load_encoders(config, parts)
-  frozen = parts.frozen
+  return Run(config, pathlib.Path(workdir), layout, place_frozen(config, parts.frozen, layout),
+             digests, parts)
+
+
+def place_frozen(config, frozen, layout: Layout):
+  """Frozen weights on their shardings, stored in the compute dtype (bf16 halves them)."""
   if config.compute_dtype != "float32":
     frozen = cast_floats(frozen, DTYPES[config.compute_dtype])
-  frozen = jax.device_put(frozen, layout.frozen_sh)
-  return Run(config, pathlib.Path(workdir), layout, frozen, digests, parts)
+  return jax.device_put(frozen, layout.frozen_sh)
+
+
 
 
 def git_revision() -> str:

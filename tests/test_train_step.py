@@ -27,7 +27,7 @@ def _run(config, devices, batches):
   mesh = sharding_lib.make_mesh(config.mesh, devices)
   layout = train.make_layout(config, mesh)
   parts = train.init_parts(config, layout)
-  frozen = jax.device_put(parts.frozen, layout.frozen_sh)
+  frozen = train.place_frozen(config, parts.frozen, layout)
   tx, schedule = optim_lib.make_optimizer(config.optim, parts.trainable, batches_per_epoch=4)
   opt_sh = train.opt_shardings(tx, jax.eval_shape(tx.init, parts.trainable), layout)
   state = train.init_state(config, parts, tx, train.state_shardings(layout, opt_sh))
@@ -216,3 +216,14 @@ def test_sharding_rules_are_validated():
       jax.sharding.PartitionSpec("fsdp", None))
   with pytest.raises(ValueError, match="needs 8 devices"):
     sharding_lib.make_mesh((("data", 4), ("fsdp", 2)), jax.devices()[:4])
+
+
+def test_bfloat16_compute_tracks_float32(single_device):
+  """compute_dtype=bfloat16: frozen weights stored in bf16, trainable master weights f32."""
+  batches, (losses32, *_) = single_device
+  config = trainer_configs.standin_config(compute_dtype="bfloat16",
+                                          mesh=(("data", 1), ("fsdp", 1), ("model", 1)))
+  losses16, state, frozen, *_ = _run(config, jax.devices()[:1], batches)
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state["trainable"]))
+  assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(frozen))
+  np.testing.assert_allclose(losses16, losses32, rtol=3e-2)
