@@ -43,13 +43,17 @@ def _frame_rgb(frame_chw: np.ndarray) -> np.ndarray:
   return np.clip((frame_chw * std + mean).transpose(1, 2, 0), 0, 1)
 
 
-def _overlay(ax, background, smap, extent, cmap="gray"):
+def _overlay(ax, background, smap, extent, cmap="gray") -> str:
+  """Background image with the map min-max stretched on top; returns the map's range."""
   ax.imshow(background, cmap=cmap, extent=extent, origin="upper", aspect="auto")
-  if smap is not None:
-    ax.imshow(smap / max(smap.max(), 1e-12), cmap="jet", alpha=0.45, extent=extent,
-              origin="upper", aspect="auto", interpolation="bilinear", vmin=0, vmax=1)
   ax.set_xticks([])
   ax.set_yticks([])
+  if smap is None:
+    return ""
+  lo, hi = float(smap.min()), float(smap.max())
+  ax.imshow((smap - lo) / max(hi - lo, 1e-12), cmap="jet", alpha=0.4, extent=extent,
+            origin="upper", aspect="auto", interpolation="bilinear", vmin=0, vmax=1)
+  return f" map {lo * smap.size:.2f}-{hi * smap.size:.2f}x uniform"
 
 
 def write_figure(path, maps: dict, frames: np.ndarray, labels: np.ndarray, video_ids,
@@ -67,17 +71,18 @@ def write_figure(path, maps: dict, frames: np.ndarray, labels: np.ndarray, video
       name = (lambda k: "bg" if k == background else (class_names[k] if class_names else str(k)))
       ax = axes[2 * v, t]
       h, w = frames.shape[-2:]
-      _overlay(ax, _frame_rgb(frames[v, t]), maps.get("visual_smap", [[None] * t_show] * (v + 1))
-               [v][t], (0, w, h, 0))
-      ax.set_title(f"{video_ids[v][-7:]} t={t}\ntrue {name(target)} / pred {name(pred)}",
-                   fontsize=7)
+      span = _overlay(ax, _frame_rgb(frames[v, t]),
+                      maps["visual_smap"][v, t] if "visual_smap" in maps else None, (0, w, h, 0))
+      ax.set_title(f"{video_ids[v][-7:]} t={t} true {name(target)} / pred {name(pred)}\n{span}",
+                   fontsize=6)
       ax = axes[2 * v + 1, t]
       image = maps["image"][v, t]
-      _overlay(ax, image, maps.get("audio_smap", [[None] * t_show] * (v + 1))[v][t],
-               (0, image.shape[1], image.shape[0], 0), cmap="magma")
-      ax.set_title(f"p(event) {maps['is_event'][v, t]:.2f}", fontsize=7)
-  fig.suptitle("DG-SCT spatial attention (last adapters' pooling maps): frames (top), "
-               "log-mel images (bottom)", fontsize=9)
+      span = _overlay(ax, image, maps["audio_smap"][v, t] if "audio_smap" in maps else None,
+                      (0, image.shape[1], image.shape[0], 0), cmap="magma")
+      ax.set_title(f"p(event) {maps['is_event'][v, t]:.2f}\n{span}", fontsize=6)
+  fig.suptitle("DG-SCT spatial attention (last adapters' pooling maps, min-max stretched; "
+               "range relative to a uniform map): frames (top), log-mel images (bottom)",
+               fontsize=8)
   fig.tight_layout()
   path = pathlib.Path(path)
   fig.savefig(path, dpi=110)
