@@ -429,7 +429,7 @@ def train_and_evaluate(config, workdir) -> dict:
     state = init_state(config, run.init, tx, state_sh)
   else:
     abstract_state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                                  jax.eval_shape(init_state, config, run.init, tx),
+                                  jax.eval_shape(lambda: init_state(config, run.init, tx)),
                                   state_sh)
     state, meta = ckpt.restore(resume_step, abstract_state, train_iter)
     check_encoder_digests(meta, run.digests, workdir / "checkpoints" / str(resume_step))
