@@ -16,7 +16,6 @@ Keeping NNX calls here means a Flax API change touches one file.
 import dataclasses
 from typing import Any, Callable
 
-import jax
 import numpy as np
 from flax import nnx
 

@@ -17,7 +17,6 @@ import functools
 import importlib
 import json
 import logging
-import math
 import pathlib
 import subprocess
 import time
@@ -193,25 +192,13 @@ def make_train_step(config, layout: Layout, tx, schedule, opt_sh):
                  out_shardings=(state_sh, layout.repl), donate_argnums=(0,))
 
 
-def segment_predictions(out, num_labels: int):
-  """(B, T) predicted segment classes, background = the last label index.
-
-  `tasks.ave.segment_predictions` writes background as AVE's index 28; with
-  fewer classes (the synthetic data) background is `num_labels - 1`.
-  """
-  if num_labels - 1 > ave_task.BACKGROUND:
-    raise ValueError(f"{num_labels - 1} event classes: more than tasks.ave supports (28)")
-  pred = ave_task.segment_predictions(out["is_event_scores"], out["event_scores"])
-  return jnp.where(pred == ave_task.BACKGROUND, num_labels - 1, pred)
-
-
 def make_eval_step(config, layout: Layout):
   dtype = DTYPES[config.compute_dtype]
 
   def step(trainable, frozen, stats, batch):
     out, _ = forward(layout.graphdef, trainable, frozen, stats, batch, deterministic=True,
                      rng=None, dtype=dtype)
-    pred = segment_predictions(out, batch["label"].shape[-1])
+    pred = ave_task.segment_predictions(out["is_event_scores"], out["event_scores"])
     target = ave_task.targets(batch["label"])["segment_class"]
     return {"pred": pred, "target": target, "mask": batch["mask"]}
 

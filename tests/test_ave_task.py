@@ -138,3 +138,14 @@ def test_epoch_accuracy_pooled_vs_batch_mean():
   assert abs(pooled - running) > 1e-3
   with pytest.raises(ValueError, match="average"):
     ave.epoch_accuracy(correct, total, average="videos")
+
+
+def test_segment_predictions_put_background_after_the_event_classes():
+  is_event = np.asarray([[3.0, -3.0, 0.1]], np.float32)
+  six = np.asarray([[0.0, 2.0, 1.0, 0.0, 0.0, 0.0]], np.float32)  # synthetic: 6 classes
+  np.testing.assert_array_equal(ave.segment_predictions(is_event, six), [[1, 6, 1]])
+  ave28 = np.zeros((1, 28), np.float32)
+  ave28[0, 27] = 1.0
+  np.testing.assert_array_equal(ave.segment_predictions(is_event, ave28), [[27, 28, 27]])
+  labels = np.eye(7, dtype=np.float32)[[[1, 6, 2]]]
+  np.testing.assert_array_equal(ave.segment_correct(is_event, six, labels), [[True, True, False]])

@@ -227,12 +227,3 @@ def test_bfloat16_compute_tracks_float32(single_device):
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state["trainable"]))
   assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(frozen))
   np.testing.assert_allclose(losses16, losses32, rtol=3e-2)
-
-
-def test_segment_predictions_put_background_last():
-  out = {"is_event_scores": jnp.asarray([[3.0, -3.0, 0.1]]),
-         "event_scores": jnp.asarray([[0.0, 2.0, 1.0, 0.0, 0.0, 0.0]])}
-  np.testing.assert_array_equal(train.segment_predictions(out, 7), [[1, 6, 1]])
-  out28 = {"is_event_scores": out["is_event_scores"],
-           "event_scores": jnp.zeros((1, 28)).at[0, 27].set(1.0)}
-  np.testing.assert_array_equal(train.segment_predictions(out28, 29), [[27, 28, 27]])

@@ -12,9 +12,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-BACKGROUND = 28
-
-
 def targets(labels):
   """(B, T, 29) one-hot labels → the reference's training and evaluation targets.
 
@@ -77,10 +74,12 @@ def losses(outputs: dict, labels, *, gate_loss_on_logits: bool = True) -> dict:
 
 def segment_predictions(is_event_scores, event_scores, *, threshold: float = 0.5):
   """(B, T) predicted class per segment: the video's argmax(event_scores) where
-  sigmoid(is_event) > threshold (strictly), else background (28)."""
+  sigmoid(is_event) > threshold (strictly), else background, the index after the
+  last event class (28 for AVE; the label layout of every dataset here)."""
   is_event = jax.nn.sigmoid(jnp.asarray(is_event_scores, jnp.float32)) > threshold
-  event_class = jnp.argmax(jnp.asarray(event_scores), axis=-1)
-  return jnp.where(is_event, event_class[:, None], BACKGROUND)
+  event_scores = jnp.asarray(event_scores)
+  event_class = jnp.argmax(event_scores, axis=-1)
+  return jnp.where(is_event, event_class[:, None], event_scores.shape[-1])
 
 
 def segment_correct(is_event_scores, event_scores, labels, *, threshold: float = 0.5):
