@@ -125,11 +125,9 @@ def run(model: ave.AVEModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndar
 
 
 def fresh_model(config: dict, seed: int = 0) -> ave.AVEModel:
-  """A concretely initialised AVE model, built by one jitted init (fast on CPU)."""
-  abstract = nnx.eval_shape(lambda: ave.AVEModel(config, rngs=nnx.Rngs(seed)))
-  graphdef, _ = nnx.split(abstract)
-  state = jax.jit(lambda: nnx.split(ave.AVEModel(config, rngs=nnx.Rngs(seed)))[1])()
-  return nnx.merge(graphdef, state)
+  """A concretely initialised AVE model (eager: on CPU, compiling one jitted init of
+  every parameter takes longer than running the initialisers op by op)."""
+  return ave.AVEModel(config, rngs=nnx.Rngs(seed))
 
 
 def assemble(swin_dir, htsat_dir, config: dict | None = None, *, seed: int = 0) -> ave.AVEModel:

@@ -186,8 +186,20 @@ class Adapter(nnx.Module):
     layers.mark_trainable(self)
 
   def project_guide(self, g):
-    """(BT, N_g, C_g) → (BT, N, C): token mixing then channel Linear (official order)."""
-    return self.fc(self.conv_adapter(g))
+    """(BT, N_g, C_g) → (BT, N, C) = fc(conv_adapter(g)).
+
+    Both maps are linear, so the dense N_g×N token mixing runs on the narrower
+    of C_g and C: when C_g > C (visual guides audio, C_g = 2C) the channel
+    Linear goes first and the biases are folded in exactly:
+    fc(W g + b) = W (g Fᵀ) + b ⊗ (F 1) + f_b. This halves the largest matmul of
+    the audio adapters (2304×4096 at stage 1).
+    """
+    if g.shape[-1] <= self.dim:
+      return self.fc(self.conv_adapter(g))
+    kernel = self.fc.kernel.get_value()                                  # (C_g, C)
+    mixed = jnp.einsum("bmd,mn->bnd", g @ kernel, self.conv_adapter.kernel.get_value()[0, 0])
+    bias = self.conv_adapter.bias.get_value()[:, None] * kernel.sum(0) + self.fc.bias.get_value()
+    return mixed + bias
 
   def latent_attention(self, x, g):
     tk = self.my_tokens.get_value()                                     # (T, C)

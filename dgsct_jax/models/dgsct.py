@@ -146,15 +146,19 @@ class DGSCT(nnx.Module):
     f_v = self.visual_encoder.embed(visual_inputs, deterministic=enc_det, rngs=rngs)
     f_a = self.audio_encoder.embed(audio_inputs, deterministic=enc_det, rngs=rngs)
     streams = {"visual": _Stream(self.visual_encoder, f_v), "audio": _Stream(self.audio_encoder, f_a)}
-    run_plain = self._wrap(_plain_block, static_argnums=(2,))
-    run_pair = self._wrap(_paired_step, static_argnums=(1, 4, 5))
+    run_plain = self._wrap(_plain_block)
+    run_pair = self._wrap(_paired_step)
     captured = {name: [] for name in self.adapter_sets()}
     smaps = {"visual": None, "audio": None}
     for i, pair in enumerate(self.pairs):
       for key, stop in (("visual", pair.visual), ("audio", pair.audio)):
         streams[key].advance_to(stop, run_plain, enc_det, rngs)
-      f_v, f_a, outs = run_pair(self, i, streams["visual"].x, streams["audio"].x,
-                                enc_det, deterministic, rngs)
+      modules = {
+          "visual": self.visual_encoder.layers[pair.visual[0]].blocks[pair.visual[1]],
+          "audio": self.audio_encoder.layers[pair.audio[0]].blocks[pair.audio[1]],
+          "adapters": {name: adapters[i] for name, adapters in self.adapter_sets().items()}}
+      f_v, f_a, outs = run_pair(modules, streams["visual"].x, streams["audio"].x, rngs=rngs,
+                                enc_det=enc_det, ad_det=deterministic)
       streams["visual"].x, streams["audio"].x = f_v, f_a
       for name, (res, smap) in outs.items():
         if capture:
@@ -175,11 +179,9 @@ class DGSCT(nnx.Module):
       aux["adapters"] = captured
     return pool(f_v, smaps["visual"]), pool(f_a, smaps["audio"]), aux
 
-  def _wrap(self, fn, static_argnums):
+  def _wrap(self, fn):
     policy = REMAT_POLICIES[self.remat]
-    if policy is None:
-      return fn
-    return nnx.remat(fn, static_argnums=static_argnums, policy=policy)
+    return fn if policy is None else _checkpointed(fn, policy)
 
 
 def pool(tokens, smap):
@@ -189,22 +191,41 @@ def pool(tokens, smap):
   return jnp.einsum("bn,bnc->bc", smap, tokens)
 
 
-def _plain_block(block, x, deterministic: bool, rngs):
+def _checkpointed(fn, policy):
+  """`fn(modules, *arrays, rngs=..., **static)` under `jax.checkpoint`.
+
+  The modules' and rngs' state goes in and out explicitly (BatchNorm statistics,
+  RNG counters), so this works wherever the model was merged, e.g. inside the
+  trainer's `jax.value_and_grad`.
+  """
+  def wrapped(modules, *arrays, rngs=None, **static):
+    graphdef, state = nnx.split((modules, rngs))
+
+    def pure(state, *arrays):
+      modules, rngs = nnx.merge(graphdef, state)
+      out = fn(modules, *arrays, rngs=rngs, **static)
+      return out, nnx.state((modules, rngs))
+
+    out, state = jax.checkpoint(pure, policy=policy)(state, *arrays)
+    nnx.update((modules, rngs), state)
+    return out
+
+  return wrapped
+
+
+def _plain_block(block, x, *, rngs, deterministic: bool):
   return block(x, deterministic=deterministic, rngs=rngs)
 
 
-def _paired_step(model: DGSCT, i: int, f_v, f_a, enc_det: bool, ad_det: bool, rngs):
+def _paired_step(modules, f_v, f_a, *, rngs, enc_det: bool, ad_det: bool):
   """One paired block with its (up to) four adapters, in the reference's order."""
-  pair = model.pairs[i]
-  v_block = model.visual_encoder.layers[pair.visual[0]].blocks[pair.visual[1]]
-  a_block = model.audio_encoder.layers[pair.audio[0]].blocks[pair.audio[1]]
-  sets = model.adapter_sets()
+  v_block, a_block, sets = modules["visual"], modules["audio"], modules["adapters"]
   outs = {}
 
   def adapt(name, target, guide):
     if name not in sets:
       return None
-    outs[name] = sets[name][i](target, guide, deterministic=ad_det)
+    outs[name] = sets[name](target, guide, deterministic=ad_det)
     return outs[name][0]
 
   r_a1 = adapt(AUD_P1, f_a, f_v)
@@ -248,7 +269,7 @@ class _Stream:
         self._enter_next_stage()
         continue
       block = self.encoder.layers[self.stage].blocks[self.block]
-      self.x = run_plain(block, self.x, deterministic, rngs)
+      self.x = run_plain(block, self.x, rngs=rngs, deterministic=deterministic)
       self.block += 1
     self.block += 1  # the caller runs block `stop` itself
 
@@ -259,6 +280,7 @@ class _Stream:
       if self.block == len(layers[self.stage].blocks):
         self._enter_next_stage()
         continue
-      self.x = run_plain(layers[self.stage].blocks[self.block], self.x, deterministic, rngs)
+      self.x = run_plain(layers[self.stage].blocks[self.block], self.x, rngs=rngs,
+                         deterministic=deterministic)
       self.block += 1
     self.stage_outputs.append(self.x)
