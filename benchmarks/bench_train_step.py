@@ -1,0 +1,131 @@
+"""One DG-SCT AVE training step at full size on CPU: time, memory, FLOPs, remat choices.
+
+    .venv/bin/python benchmarks/bench_train_step.py [--remat none,block,block_dots] [--steps 3]
+
+The step is the trainer's: forward in training mode (frozen encoders in train mode,
+adapter BN batch statistics, head dropout), the AVE losses, gradients w.r.t. the
+`Trainable` leaves only (201.16 M), an Adam update, new BN statistics. One video =
+10 segments (frames (1, 10, 3, 192, 192), audio (1, 10, 32000) tiled on device).
+Random weights (the speed does not depend on them). Reported per remat choice:
+compile time, median step time over `--steps` runs after a warm-up, XLA's cost
+analysis (FLOPs, bytes accessed) and memory analysis (temporaries), and the
+process's peak RSS so far. A choice whose temporaries would not fit in memory is
+compiled and reported but not run (step time "nan"; without remat the step needs
+more than this machine's 24 GiB). Reference: the official PyTorch step takes ≈18.6 s on
+this 2-core CPU (float32); target ≤ 0.6× of that (11.2 s).
+"""
+import argparse
+import os
+import pathlib
+import resource
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dgsct_jax import nnx_utils  # noqa: E402
+from dgsct_jax.models import ave  # noqa: E402
+from dgsct_jax.tasks import ave as ave_task  # noqa: E402
+from weight_conversion import dgsct_map  # noqa: E402
+
+TORCH_STEP_S = 18.6
+
+
+def physical_gib() -> float:
+  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+
+
+def peak_rss_gib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def make_step(graphdef, tx):
+  """The trainer's pattern: pure-dict parts merged inside the differentiated loss."""
+  def loss_fn(trainable, frozen, stats, batch, rng):
+    model = nnx_utils.merge(graphdef, trainable, frozen, stats)
+    out = model(batch["audio"], batch["frames"], deterministic=False, rngs=nnx.Rngs(rng))
+    loss = ave_task.losses(out, batch["label"])["total"]
+    return loss, nnx_utils.stats_of(model)
+
+  def step(trainable, opt_state, frozen, stats, batch, rng):
+    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        trainable, frozen, stats, batch, rng)
+    updates, opt_state = tx.update(grads, opt_state, trainable)
+    return optax.apply_updates(trainable, updates), opt_state, stats, loss
+
+  return jax.jit(step, donate_argnums=(0, 1, 3))
+
+
+def run(remat: str, state, batch, steps: int, max_temp_gib: float) -> dict:
+  cfg = dict(ave.ave_model_config("large"), remat=remat)
+  graphdef, _ = nnx.split(nnx.eval_shape(lambda: ave.AVEModel(cfg, rngs=nnx.Rngs(0))))
+  parts = nnx_utils.split(nnx.merge(graphdef, state))
+  # The step donates trainable and stats; `state` is reused by the next remat choice.
+  trainable, stats = jax.tree.map(jnp.copy, (parts.trainable, parts.stats))
+  tx = optax.adam(5e-4)
+  opt_state = tx.init(trainable)
+  step = make_step(parts.graphdef, tx)
+  rng = jax.random.key(0)
+  start = time.perf_counter()
+  compiled = step.lower(trainable, opt_state, parts.frozen, stats, batch, rng).compile()
+  compile_s = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  memory = compiled.memory_analysis()
+  temp_gib = getattr(memory, "temp_size_in_bytes", 0) / 2 ** 30
+  result = {"remat": remat, "compile_s": compile_s, "step_s": float("nan"),
+            "gflops": cost.get("flops", float("nan")) / 1e9,
+            "gbytes": cost.get("bytes accessed", float("nan")) / 1e9,
+            "temp_gib": temp_gib, "rss_gib": peak_rss_gib()}
+  if temp_gib > max_temp_gib:
+    return result  # would not fit next to the weights: reported, not run
+  times = []
+  for i in range(steps + 1):
+    start = time.perf_counter()
+    trainable, opt_state, stats, loss = compiled(trainable, opt_state, parts.frozen, stats,
+                                                 batch, jax.random.fold_in(rng, i))
+    loss.block_until_ready()
+    if i:  # the first run is a warm-up
+      times.append(time.perf_counter() - start)
+  return dict(result, step_s=statistics.median(times), rss_gib=peak_rss_gib())
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--remat", default="block,block_dots,none")
+  parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--max_temp_gib", type=float, default=0.5 * physical_gib(),
+                      help="skip running (but report) choices whose XLA temporaries exceed this")
+  args = parser.parse_args()
+  start = time.perf_counter()
+  model = dgsct_map.fresh_model(ave.ave_model_config("large"), seed=0)
+  _, state = nnx.split(model)
+  del model
+  init_s = time.perf_counter() - start
+  rng = np.random.default_rng(0)
+  labels = np.zeros((1, 10, 29), np.float32)
+  labels[0, np.arange(10), rng.integers(0, 29, 10)] = 1
+  batch = {"audio": jnp.asarray(0.1 * rng.standard_normal((1, 10, 32000)), jnp.float32),
+           "frames": jnp.asarray(rng.standard_normal((1, 10, 3, 192, 192)), jnp.float32),
+           "label": jnp.asarray(labels)}
+  print(f"jax {jax.__version__}, {jax.device_count()} device(s) {jax.devices()[0].platform}; "
+        f"model init {init_s:.1f} s, peak RSS {peak_rss_gib():.1f} GiB")
+  print(f"{'remat':>11} | {'compile s':>9} | {'step s':>7} | {'vs torch':>8} | {'GFLOP':>7} | "
+        f"{'GB moved':>8} | {'XLA temp GiB':>12} | {'peak RSS GiB':>12}")
+  for remat in args.remat.split(","):
+    r = run(remat, state, batch, args.steps, args.max_temp_gib)
+    print(f"{r['remat']:>11} | {r['compile_s']:9.1f} | {r['step_s']:7.2f} | "
+          f"{r['step_s'] / TORCH_STEP_S:8.2f} | {r['gflops']:7.0f} | {r['gbytes']:8.1f} | "
+          f"{r['temp_gib']:12.2f} | {r['rss_gib']:12.2f}", flush=True)
+
+
+if __name__ == "__main__":
+  main()
