@@ -138,8 +138,11 @@ def test_adapter_residuals_and_maps(golden_run, name):
   np.testing.assert_allclose(s["res_std"], io[f"{name}__res_std"], rtol=1e-4)
   assert max_rel(s["smap_first64"], io[f"{name}__smap_first64"]) <= 1e-4
   np.testing.assert_allclose(s["smap_mean"], io[f"{name}__smap_mean"], rtol=1e-5)
-  # The maps are nearly uniform: their spread is compared to their mean (1/N).
-  assert (np.abs(s["smap_std"] - io[f"{name}__smap_std"]) <= 1e-5 * io[f"{name}__smap_mean"]).all()
+  # The maps are nearly uniform (std ≈ 1e-2..4e-2 of the mean, 1/N), so their spread
+  # is compared to their mean: float32 noise reaches ~1e-4 of it (observed up to 8e-5,
+  # more with another thread/device layout), a wrong map errs by ~1e-2.
+  spread_err = np.abs(s["smap_std"] - io[f"{name}__smap_std"]) / io[f"{name}__smap_mean"]
+  assert spread_err.max() <= 1e-3, spread_err
 
 
 def test_pooling_maps_are_the_last_p2_maps(golden_run):
