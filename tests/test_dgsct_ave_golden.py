@@ -8,10 +8,14 @@ capturing every adapter's residual and spatial map.
 
 Tolerances. Final outputs: max|Δ|/max|ref| ≤ 1e-4 against both the float32 and the
 float64 reference runs. Pooled features: this random-weight network amplifies
-1e-7-level differences (e.g. float32 resize taps, summation order) by ~10³; the
-reference's own float32 run is 6.7e-5 (vis) / 9e-5 (audio) away from its float64
-run by the same measure, and ours is ≈2.5e-4 / 1.3e-4. So the pooled features
-are checked at 1e-4 in relative RMS (‖Δ‖/‖ref‖) and at 5e-4 in max relative error.
+rounding noise ~10³× (unscaled adapter softmaxes over logits in the hundreds). On
+pooled_visual the reference's own float32 run is 1.2e-4 max-relative away from a
+float64 network fed the same float32 mel image, ours 6.4e-5; ours is 1.8–2.0e-4 /
+0.97–1.05e-4 (visual / audio; it varies with the device layout) from the reference's
+float32 run and 1.6–1.8e-4 / 0.8–0.9e-4 from its float64 run (relative RMS ≤ 8e-5). A 1e-4 max-relative bound against a float32 run is therefore below the
+reference's own float32 reproducibility; semantic parity is proven in float64 instead
+(test_dgsct_ave_golden_f64.py: ≤ 1e-10). Here the pooled features are checked at 1e-4
+in relative RMS (‖Δ‖/‖ref‖) and at 3e-4 in max relative error.
 Adapter residuals and maps: residual mean/std within 1e-4 of the std; of the first 64
 values (both layouts) the median error ≤ 1e-4 of the std (5e-4 for the four deepest
 pairs, where float32 noise has been amplified most: observed ≤ 8e-5) and the largest
@@ -121,7 +125,7 @@ def test_pooled_features_match_official(golden_run, ours_key, ref_key):
   assert ours.shape == io[f"pooled_{ref_key}"].shape
   for ref in (io[f"pooled_{ref_key}"], io[f"pooled64_{ref_key}"]):
     assert rms_rel(ours, ref) <= 1e-4
-    assert max_rel(ours, ref) <= 5e-4
+    assert max_rel(ours, ref) <= 3e-4
 
 
 @pytest.mark.parametrize("name", SETS)

@@ -38,6 +38,24 @@ def test_axis_matches_torch(in_size, out_size, align_corners):
 
 
 @pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("in_size,out_size", [(1001, 1024), (37, 10), (224, 192), (3, 4)])
+def test_float64_follows_torch_double_kernel(in_size, out_size, align_corners):
+  """float64 input → PyTorch's double taps (double scale and weights), not the float ones."""
+  x = np.random.default_rng(in_size + out_size).standard_normal((1, 1, in_size, 2))
+  ref = torch_resize(x, (out_size, 2), align_corners)
+  ours = resize.resize_axis(x, out_size, 2, align_corners=align_corners, xp=np)
+  assert ours.dtype == np.float64
+  np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-13)
+  taps32 = resize.bicubic_matrix(in_size, out_size, align_corners=align_corners)
+  taps64 = resize.bicubic_matrix(in_size, out_size, align_corners=align_corners,
+                                 dtype=np.float64)
+  assert taps32.dtype == np.float32 and taps64.dtype == np.float64
+  if (in_size, out_size, align_corners) == (1001, 1024, True):
+    # float32 1000/1023 moves the source coordinates by up to ~3e-5 (1001/1024 is exact).
+    assert np.abs(taps64 - taps32).max() > 1e-5
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
 def test_matrix_equals_torch_weights(align_corners):
   """Interpolating the identity reads PyTorch's weights (clamped taps summed)."""
   for in_size, out_size in SIZES + FRAME_SIZES:

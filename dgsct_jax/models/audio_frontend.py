@@ -53,6 +53,7 @@ import numpy as np
 from flax import nnx
 
 from dgsct_jax.models import resize
+from dgsct_jax.models import layers
 from dgsct_jax.models.layers import BatchNorm
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -222,7 +223,9 @@ def nonfinite_examples(wave) -> jax.Array:
 class LogMelFrontend(nnx.Module):
   """waveform (B, samples) → HTS-AT input image (B, spec_size, spec_size, 1), NHWC.
 
-  Stages (all channels-last, float32):
+  Stages (all channels-last; float32, or float64 for float64 waveforms under
+  jax_enable_x64, where the tables keep the float32 values the reference's
+  `.double()` model holds and the resize uses PyTorch's double taps):
     spectrogram(wave)     (B, frames, n_fft//2+1)  power |STFT|²
     logmel(wave)          (B, frames, mel_bins)     dB, before bn0
     normalize(x, batch_stats=...)                   bn0
@@ -318,14 +321,16 @@ class LogMelFrontend(nnx.Module):
   def spectrogram(self, wave):
     """(B, samples) → power spectrogram (B, frames, n_fft // 2 + 1)."""
     self.check_waveform(wave)
-    frames = self._frames(jnp.asarray(wave, jnp.float32))
+    wave = jnp.asarray(wave)
+    dtype = layers.at_least_f32(wave.dtype)
+    frames = self._frames(wave.astype(dtype))
     c = self.constants
     if self.stft == "fft":
-      z = jnp.fft.rfft(frames * jnp.asarray(c.window), axis=-1)
+      z = jnp.fft.rfft(frames * jnp.asarray(c.window, dtype), axis=-1)
       real, imag = jnp.real(z), jnp.imag(z)
     else:
-      real = jnp.matmul(frames, jnp.asarray(c.dft_real), precision=HIGHEST)
-      imag = jnp.matmul(frames, jnp.asarray(c.dft_imag), precision=HIGHEST)
+      real = jnp.matmul(frames, jnp.asarray(c.dft_real, dtype), precision=HIGHEST)
+      imag = jnp.matmul(frames, jnp.asarray(c.dft_imag, dtype), precision=HIGHEST)
     return real * real + imag * imag
 
   def power_to_db(self, mel):

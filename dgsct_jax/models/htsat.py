@@ -117,7 +117,8 @@ class WindowAttention(nnx.Module):
     qkv = self.qkv(x).reshape(bw, n, 3, self.num_heads, c // self.num_heads)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]          # (B·nW, N, heads, hd)
     attn = jnp.einsum("bqhd,bkhd->bhqk", q * self.scale, k)
-    attn = attn.astype(jnp.float32) + self.relative_position_bias().astype(jnp.float32)[None]
+    f32 = layers.at_least_f32(attn.dtype)
+    attn = attn.astype(f32) + self.relative_position_bias().astype(f32)[None]
     if mask is not None:
       nw = mask.shape[0]
       attn = attn.reshape(bw // nw, nw, self.num_heads, n, n) + jnp.asarray(mask)[None, :, None]

@@ -71,10 +71,26 @@ def linear(in_features: int, out_features: int, *, use_bias: bool = True,
 
 def layer_norm(num_features: int, *, eps: float = 1e-5, dtype=None,
                param_dtype=jnp.float32, rngs: nnx.Rngs) -> nnx.LayerNorm:
+  """PyTorch's LayerNorm: two-pass variance E[(x - mean)²], not E[x²] - mean².
+
+  Flax's default "fast" variance cancels catastrophically when |mean| ≫ std (the
+  residual streams here), and this network amplifies such 1e-6 errors ~10³×.
+  """
   return nnx.LayerNorm(num_features, epsilon=eps, dtype=dtype, param_dtype=param_dtype,
+                       use_fast_variance=False,
                        scale_init=nnx.with_partitioning(nnx.initializers.ones, ("norm",)),
                        bias_init=nnx.with_partitioning(nnx.initializers.zeros, ("norm",)),
                        rngs=rngs)
+
+
+def at_least_f32(dtype):
+  """The dtype for numerically delicate parts: float32 for bf16/f16/f32, float64 for float64.
+
+  Used instead of a hard-coded float32 so that a float64 run (jax_enable_x64) stays
+  float64 end to end; that run is how parity with the reference's float64 outputs
+  is proven (tests/test_dgsct_ave_golden_f64.py).
+  """
+  return jnp.promote_types(dtype, jnp.float32)
 
 
 class BatchNorm(nnx.Module):
@@ -103,7 +119,7 @@ class BatchNorm(nnx.Module):
     if use_running_average:
       mean, var = self.mean.get_value(), self.var.get_value()
     else:
-      xf = x.astype(jnp.float32)
+      xf = x.astype(at_least_f32(x.dtype))
       mean = xf.mean(reduce_axes)
       var = jnp.square(xf - mean).mean(reduce_axes)
       count = math.prod(x.shape[:-1])

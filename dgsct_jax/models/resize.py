@@ -23,6 +23,12 @@ only by the summation order of the matmuls (a few 1e-7 on unit-scale data).
 
   align_corners=True:  src = dst * (in - 1) / (out - 1)          (0 when out == 1)
   align_corners=False: src = (dst + 0.5) * in / out - 0.5        (no clamp at 0 for cubic)
+
+float64. For double inputs PyTorch does all of the above in double ("opmath"):
+double scale and coordinates, double Keys weights. `dtype=np.float64` builds
+those taps, so a float64 run matches the reference's float64 run (the float32
+taps differ from them by the float32 rounding of the scale, which moves the
+source coordinates of the 1001 → 1024 HTS-AT resize by up to ~3e-5 frames).
 """
 import functools
 
@@ -76,15 +82,35 @@ def _source_coordinates(in_size: int, out_size: int, align_corners: bool) -> np.
   return src.astype(np.float32)
 
 
+def _source_coordinates_f64(in_size: int, out_size: int, align_corners: bool) -> np.ndarray:
+  """The same in double, as ATen computes it for double tensors."""
+  dst = np.arange(out_size, dtype=np.float64)
+  if align_corners:
+    return dst * ((in_size - 1) / (out_size - 1)) if out_size > 1 else dst * 0.0
+  return (in_size / out_size) * (dst + 0.5) - 0.5
+
+
+def _cubic_coefficients_f64(t: np.ndarray, a: float) -> np.ndarray:
+  conv1 = lambda x: ((a + 2) * x - (a + 3)) * x * x + 1
+  conv2 = lambda x: ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+  x2 = 1.0 - t
+  return np.stack([conv2(t + 1.0), conv1(t), conv1(x2), conv2(x2 + 1.0)], axis=-1)
+
+
 @functools.lru_cache(maxsize=64)
-def _bicubic_taps_cached(in_size: int, out_size: int, align_corners: bool, a: float):
+def _bicubic_taps_cached(in_size: int, out_size: int, align_corners: bool, a: float,
+                         dtype: str = "float32"):
   if in_size < 1 or out_size < 1:
     raise ValueError(f"sizes must be positive, got in_size={in_size}, out_size={out_size}")
-  src = _source_coordinates(in_size, out_size, align_corners)
+  if dtype not in ("float32", "float64"):
+    raise ValueError(f"bicubic taps are float32 or float64, got {dtype}")
+  double = dtype == "float64"
+  src = (_source_coordinates_f64 if double else _source_coordinates)(in_size, out_size,
+                                                                     align_corners)
   # PyTorch's guard_index_and_lambda: index capped at in-1, fraction clamped to [0, 1].
-  base = np.minimum(np.floor(src), np.float32(in_size - 1))
-  t = np.clip(src - base, 0, 1).astype(np.float32)
-  weights = _cubic_coefficients(t, a)
+  base = np.minimum(np.floor(src), src.dtype.type(in_size - 1))
+  t = np.clip(src - base, 0, 1).astype(src.dtype)
+  weights = _cubic_coefficients_f64(t, a) if double else _cubic_coefficients(t, a)
   taps = base.astype(np.int64)[:, None] + np.arange(-1, 3)[None, :]
   taps = np.clip(taps, 0, in_size - 1)
   taps.setflags(write=False)
@@ -92,41 +118,47 @@ def _bicubic_taps_cached(in_size: int, out_size: int, align_corners: bool, a: fl
   return taps, weights
 
 
-def bicubic_taps(in_size: int, out_size: int, *, align_corners: bool,
-                 a: float = CUBIC_A) -> tuple[np.ndarray, np.ndarray]:
-  """(indices int64, weights float32), both (out_size, 4): the 4 taps per output.
+def bicubic_taps(in_size: int, out_size: int, *, align_corners: bool, a: float = CUBIC_A,
+                 dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+  """(indices int64, weights `dtype`), both (out_size, 4): the 4 taps per output.
 
   Output i is `sum_k weights[i, k] * x[indices[i, k]]`; indices are clamped to
   [0, in_size - 1], so border outputs may repeat an index. Read-only, cached.
+  dtype: float32 (PyTorch's float kernel, bit for bit) or float64 (its double one).
   """
-  return _bicubic_taps_cached(int(in_size), int(out_size), bool(align_corners), float(a))
+  return _bicubic_taps_cached(int(in_size), int(out_size), bool(align_corners), float(a),
+                              np.dtype(dtype).name)
 
 
 @functools.lru_cache(maxsize=64)
-def _bicubic_matrix_cached(in_size: int, out_size: int, align_corners: bool, a: float):
-  taps, weights = _bicubic_taps_cached(in_size, out_size, align_corners, a)
-  matrix = np.zeros((out_size, in_size), np.float32)
-  for k in range(4):  # in tap order, in float32, as PyTorch accumulates
+def _bicubic_matrix_cached(in_size: int, out_size: int, align_corners: bool, a: float,
+                           dtype: str = "float32"):
+  taps, weights = _bicubic_taps_cached(in_size, out_size, align_corners, a, dtype)
+  matrix = np.zeros((out_size, in_size), weights.dtype)
+  for k in range(4):  # in tap order, in the taps' precision, as PyTorch accumulates
     np.add.at(matrix, (np.arange(out_size), taps[:, k]), weights[:, k])
   matrix.setflags(write=False)
   return matrix
 
 
-def bicubic_matrix(in_size: int, out_size: int, *, align_corners: bool,
-                   a: float = CUBIC_A) -> np.ndarray:
-  """The (out_size, in_size) float32 matrix M with `y = M @ x` along one axis.
+def bicubic_matrix(in_size: int, out_size: int, *, align_corners: bool, a: float = CUBIC_A,
+                   dtype=np.float32) -> np.ndarray:
+  """The (out_size, in_size) matrix M with `y = M @ x` along one axis.
 
   Equals what `F.interpolate(..., mode="bicubic", align_corners=...)` does along
-  that axis for an explicit output size (no `scale_factor`, no antialias). The
-  returned array is read-only and cached; copy it before modifying.
+  that axis for an explicit output size (no `scale_factor`, no antialias), for
+  float32 (default) or float64 tensors (`dtype`). The returned array is
+  read-only and cached; copy it before modifying.
   """
-  return _bicubic_matrix_cached(int(in_size), int(out_size), bool(align_corners), float(a))
+  return _bicubic_matrix_cached(int(in_size), int(out_size), bool(align_corners), float(a),
+                                np.dtype(dtype).name)
 
 
 def resize_axis(x, out_size: int, axis: int, *, align_corners: bool, xp=jnp,
                 precision=jax.lax.Precision.HIGHEST):
   """Bicubic resize of one axis of `x` (numpy when `xp is np`, else jnp).
 
+  float64 input uses PyTorch's double taps; any other input the float32 ones.
   An axis whose size does not change is returned untouched only when
   align_corners=True (then the matrix is exactly the identity); with
   align_corners=False PyTorch's same-size bicubic is also the identity, so
@@ -136,9 +168,11 @@ def resize_axis(x, out_size: int, axis: int, *, align_corners: bool, xp=jnp,
   in_size = x.shape[axis]
   if in_size == out_size:
     return x
-  m = bicubic_matrix(in_size, out_size, align_corners=align_corners)
+  double = np.dtype(x.dtype) == np.float64
+  m = bicubic_matrix(in_size, out_size, align_corners=align_corners,
+                     dtype=np.float64 if double else np.float32)
   if xp is np:
-    y = np.tensordot(m, np.asarray(x, np.float32), axes=([1], [axis]))
+    y = np.tensordot(m, np.asarray(x, m.dtype), axes=([1], [axis]))
   else:
     y = jnp.tensordot(jnp.asarray(m), x, axes=([1], [axis]), precision=precision)
   return xp.moveaxis(y, 0, axis)

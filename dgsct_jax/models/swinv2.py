@@ -175,12 +175,13 @@ class WindowAttention(nnx.Module):
     self.dtype = dtype
     self.logit_scale = nnx.Param(jnp.full((num_heads, 1, 1), math.log(10.0), param_dtype),
                                  out_sharding=("heads", None, None))
-    # The position-bias MLP is tiny and runs in float32 whatever `dtype` is.
+    # The position-bias MLP is tiny and runs in (at least) float32 whatever `dtype` is:
+    # its input table is float32 and dtype=None keeps the promotion with the params.
     self.cpb_mlp = nnx.List([
-        layers.linear(2, 512, axes=(None, None), dtype=jnp.float32, param_dtype=param_dtype,
+        layers.linear(2, 512, axes=(None, None), dtype=None, param_dtype=param_dtype,
                       rngs=rngs),
         ReLU(),
-        layers.linear(512, num_heads, use_bias=False, axes=(None, None), dtype=jnp.float32,
+        layers.linear(512, num_heads, use_bias=False, axes=(None, None), dtype=None,
                       param_dtype=param_dtype, rngs=rngs),
     ])
     self.qkv = layers.linear(dim, 3 * dim, use_bias=False, axes=("embed", "heads"), dtype=dtype,
@@ -208,7 +209,7 @@ class WindowAttention(nnx.Module):
       table = layer(table)
     n = self.window_size[0] * self.window_size[1]
     bias = table[self.relative_position_index.reshape(-1)].reshape(n, n, self.num_heads)
-    return 16.0 * jax.nn.sigmoid(bias.transpose(2, 0, 1).astype(jnp.float32))
+    return 16.0 * jax.nn.sigmoid(bias.transpose(2, 0, 1).astype(layers.at_least_f32(bias.dtype)))
 
   def __call__(self, x, mask=None):
     """x: (B, nW, N, C) windows; mask: (nW, N, N) additive or None → (B, nW, N, C)."""
@@ -223,10 +224,11 @@ class WindowAttention(nnx.Module):
     # Cosine similarity in float32 whatever `dtype` is: the logits are cos·scale with a
     # scale up to 100, so bfloat16 q/k (8-bit mantissa) would move them by ~0.1-0.5.
     # The per-head logit scale is folded into q.
-    scale = jnp.exp(jnp.minimum(self.logit_scale.get_value().astype(jnp.float32),
+    f32 = layers.at_least_f32(q.dtype)
+    scale = jnp.exp(jnp.minimum(self.logit_scale.get_value().astype(f32),
                                 LOGIT_SCALE_MAX)).reshape(h, 1)
-    q = _l2_normalize(q.astype(jnp.float32)) * scale
-    k = _l2_normalize(k.astype(jnp.float32))
+    q = _l2_normalize(q.astype(f32)) * scale
+    k = _l2_normalize(k.astype(f32))
     logits = jnp.einsum("bwnhd,bwmhd->bwhnm", q, k)
     logits = logits + self.position_bias()
     if mask is not None:
@@ -443,7 +445,8 @@ class SwinTransformerV2(nnx.Module):
   def embed(self, images, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
     """Images (B, C, H, W) like PyTorch → patch tokens (B, L, C)."""
     del deterministic, rngs  # no dropout in the embedding (timm pos_drop is 0)
-    return self.patch_embed(jnp.asarray(images, self.dtype or jnp.float32))
+    images = jnp.asarray(images)
+    return self.patch_embed(images.astype(self.dtype or layers.at_least_f32(images.dtype)))
 
   def finalize(self, x):
     """The final LayerNorm."""
