@@ -1,12 +1,14 @@
 """One DG-SCT AVE training step at full size on CPU: time, memory, FLOPs, remat choices.
 
-    .venv/bin/python benchmarks/bench_train_step.py [--remat none,block,block_dots] [--steps 3]
+    .venv/bin/python benchmarks/bench_train_step.py [--remat block_dots:2,block_dots,...] [--steps 3]
 
 The step is the trainer's: forward in training mode (frozen encoders in train mode,
 adapter BN batch statistics, head dropout), the AVE losses, gradients w.r.t. the
 `Trainable` leaves only (201.16 M), an Adam update, new BN statistics. One video =
 10 segments (frames (1, 10, 3, 192, 192), audio (1, 10, 32000) tiled on device).
-Random weights (the speed does not depend on them). Reported per remat choice:
+Random weights (the speed does not depend on them). A remat choice is a policy of
+dgsct.REMAT_POLICIES, optionally with `:k` = remat_stages (only the first k stages
+of each encoder are rematerialised). Reported per remat choice:
 compile time, median step time over `--steps` runs after a warm-up, XLA's cost
 analysis (FLOPs, bytes accessed) and memory analysis (temporaries), and the
 process's peak RSS so far. A choice whose temporaries would not fit in memory is
@@ -65,7 +67,9 @@ def make_step(graphdef, tx):
 
 
 def run(remat: str, state, batch, steps: int, max_temp_gib: float) -> dict:
-  cfg = dict(ave.ave_model_config("large"), remat=remat)
+  policy, _, stages = remat.partition(":")
+  cfg = dict(ave.ave_model_config("large"), remat=policy,
+             remat_stages=int(stages) if stages else None)
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: ave.AVEModel(cfg, rngs=nnx.Rngs(0))))
   parts = nnx_utils.split(nnx.merge(graphdef, state))
   # The step donates trainable and stats; `state` is reused by the next remat choice.
@@ -100,7 +104,7 @@ def run(remat: str, state, batch, steps: int, max_temp_gib: float) -> dict:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--remat", default="block,block_dots,none")
+  parser.add_argument("--remat", default="block_dots,block_dots:2,block,none")
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--max_temp_gib", type=float, default=0.5 * physical_gib(),
                       help="skip running (but report) choices whose XLA temporaries exceed this")
@@ -118,11 +122,11 @@ def main():
            "label": jnp.asarray(labels)}
   print(f"jax {jax.__version__}, {jax.device_count()} device(s) {jax.devices()[0].platform}; "
         f"model init {init_s:.1f} s, peak RSS {peak_rss_gib():.1f} GiB")
-  print(f"{'remat':>11} | {'compile s':>9} | {'step s':>7} | {'vs torch':>8} | {'GFLOP':>7} | "
+  print(f"{'remat':>13} | {'compile s':>9} | {'step s':>7} | {'vs torch':>8} | {'GFLOP':>7} | "
         f"{'GB moved':>8} | {'XLA temp GiB':>12} | {'peak RSS GiB':>12}")
   for remat in args.remat.split(","):
     r = run(remat, state, batch, args.steps, args.max_temp_gib)
-    print(f"{r['remat']:>11} | {r['compile_s']:9.1f} | {r['step_s']:7.2f} | "
+    print(f"{r['remat']:>13} | {r['compile_s']:9.1f} | {r['step_s']:7.2f} | "
           f"{r['step_s'] / TORCH_STEP_S:8.2f} | {r['gflops']:7.0f} | {r['gbytes']:8.1f} | "
           f"{r['temp_gib']:12.2f} | {r['rss_gib']:12.2f}", flush=True)
 

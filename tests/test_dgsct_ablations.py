@@ -280,22 +280,33 @@ def test_encoder_train_mode_switch(base, inputs):
 def test_remat_matches_plain_forward_and_gradients(base, inputs):
   """Training-mode gradients (the trainer's pattern: pure dicts merged inside the loss)."""
   audio, frames = inputs
-  grads, stats = {}, {}
-  for remat in ("none", "block"):
-    parts = nnx_utils.split(variant(base[0], micro_config(remat=remat, encoder_train_mode=False)))
+  grads, stats, checkpoints = {}, {}, {}
+  for remat in ("none", "block", "block_dots", "block:1"):
+    policy, _, stages = remat.partition(":")
+    parts = nnx_utils.split(variant(base[0], micro_config(
+        remat=policy, remat_stages=int(stages) if stages else None, encoder_train_mode=False)))
 
     def loss(trainable, frozen, stats):
       model = nnx_utils.merge(parts.graphdef, trainable, frozen, stats)
       out = model(audio, frames, deterministic=False, rngs=nnx.Rngs(0))
       return out["event_scores"].sum() + out["pooled_audio"].sum(), nnx_utils.stats_of(model)
 
-    grads[remat], stats[remat] = jax.jit(jax.grad(loss, has_aux=True))(
-        parts.trainable, parts.frozen, parts.stats)
+    grad_fn = jax.grad(loss, has_aux=True)
+    jaxpr = str(jax.make_jaxpr(grad_fn)(parts.trainable, parts.frozen, parts.stats))
+    checkpoints[remat] = jaxpr.count("remat2[")
+    grads[remat], stats[remat] = jax.jit(grad_fn)(parts.trainable, parts.frozen, parts.stats)
   flat = lambda g: np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)])
   scale = np.abs(flat(grads["none"])).max()
-  np.testing.assert_allclose(flat(grads["block"]), flat(grads["none"]), rtol=1e-4, atol=1e-5 * scale)
-  np.testing.assert_allclose(flat(stats["block"]), flat(stats["none"]), rtol=1e-6, atol=1e-7)
+  for remat in ("block", "block_dots", "block:1"):
+    np.testing.assert_allclose(flat(grads[remat]), flat(grads["none"]), rtol=1e-4,
+                               atol=1e-5 * scale, err_msg=remat)
+    np.testing.assert_allclose(flat(stats[remat]), flat(stats["none"]), rtol=1e-6, atol=1e-7,
+                               err_msg=remat)
   assert np.abs(flat(grads["none"])).max() > 0
+  # Swin depths (1, 3), HTS-AT (1, 1): 4 checkpointed units (pairs + plain blocks) with
+  # remat everywhere, only the stage-0 pair with remat_stages=1.
+  assert checkpoints["none"] == 0
+  assert checkpoints["block"] == checkpoints["block_dots"] > checkpoints["block:1"] > 0, checkpoints
 
 
 def test_audio_tiling_on_device(base, inputs):

@@ -82,6 +82,7 @@ def ave_model_config(variant: str = "large") -> dict:
     audio_final_norm: HTS-AT final LayerNorm before pooling (reference: False).
     tile_audio: tile short audio segments to htsat.num_samples on device (module doc).
     remat: 'none' | 'block' | 'block_dots' (dgsct.py).
+    remat_stages: rematerialise only the first k stages of each encoder (None: all).
   """
   if variant not in ("large", "tiny"):
     raise ValueError(f"unknown AVE model variant {variant!r} (choose 'large' or 'tiny')")
@@ -99,6 +100,7 @@ def ave_model_config(variant: str = "large") -> dict:
       audio_final_norm=False,
       tile_audio=True,
       remat="none",
+      remat_stages=None,
   )
 
 
@@ -137,7 +139,8 @@ class AVEModel(dgsct.DGSCT):
                      adapter=cfg["adapter"], visual_adapters=cfg["visual_adapters"],
                      audio_adapters=cfg["audio_adapters"], p1=cfg["p1"], p2=cfg["p2"],
                      encoder_train_mode=cfg["encoder_train_mode"],
-                     audio_final_norm=cfg["audio_final_norm"], remat=cfg["remat"], rngs=rngs)
+                     audio_final_norm=cfg["audio_final_norm"], remat=cfg["remat"],
+                     remat_stages=cfg["remat_stages"], rngs=rngs)
     head = dict(cfg["head"], num_classes=cfg["num_classes"])
     for key, enc in (("visual_dim", swin), ("audio_dim", hts)):
       if head[key] != enc.num_features:

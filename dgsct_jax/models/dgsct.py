@@ -37,6 +37,10 @@ Rematerialisation (`remat`): 'none'; 'block' recomputes every block (paired
 steps with their four adapters as one unit) in the backward pass, saving only
 the stream between blocks; 'block_dots' does the same but keeps the outputs of
 matmuls without batch dimensions (jax.checkpoint_policies.dots_with_no_batch_dims_saveable).
+`remat_stages=k` limits rematerialisation to the blocks of the first k stages of
+each encoder (a paired step counts when either block is in them): the deep
+stages hold few tokens, so keeping their activations costs little memory while
+recomputing their many small elementwise ops costs time on CPU.
 """
 import jax
 import jax.numpy as jnp
@@ -82,13 +86,14 @@ class DGSCT(nnx.Module):
       training mode (faithful: True).
     audio_final_norm: apply `audio.finalize` before pooling (reference: False).
     remat: 'none' | 'block' | 'block_dots' (see the module doc).
+    remat_stages: rematerialise only the first `remat_stages` stages (None: all).
   """
 
   def __init__(self, visual, audio, *, visual_name: str = "visual", audio_name: str = "audio",
                pairing="zip", adapter=None, visual_adapters: bool = True,
                audio_adapters: bool = True, p1: bool = True, p2: bool = True,
                encoder_train_mode: bool = True, audio_final_norm: bool = False,
-               remat: str = "none", rngs: nnx.Rngs):
+               remat: str = "none", remat_stages: int | None = None, rngs: nnx.Rngs):
     if remat not in REMAT_POLICIES:
       raise ValueError(f"remat={remat!r}; choose one of {sorted(REMAT_POLICIES)}")
     cfg = adapter if isinstance(adapter, adapter_lib.AdapterConfig) else (
@@ -100,6 +105,7 @@ class DGSCT(nnx.Module):
     self.encoder_train_mode = encoder_train_mode
     self.audio_final_norm = audio_final_norm
     self.remat = remat
+    self.remat_stages = remat_stages
     built = {VIS_P1: visual_adapters and p1, VIS_P2: visual_adapters and p2,
              AUD_P1: audio_adapters and p1, AUD_P2: audio_adapters and p2}
     for name in ADAPTER_SETS:
@@ -146,8 +152,7 @@ class DGSCT(nnx.Module):
     f_v = self.visual_encoder.embed(visual_inputs, deterministic=enc_det, rngs=rngs)
     f_a = self.audio_encoder.embed(audio_inputs, deterministic=enc_det, rngs=rngs)
     streams = {"visual": _Stream(self.visual_encoder, f_v), "audio": _Stream(self.audio_encoder, f_a)}
-    run_plain = self._wrap(_plain_block)
-    run_pair = self._wrap(_paired_step)
+    run_plain = lambda stage: self._wrap(_plain_block, stage)
     captured = {name: [] for name in self.adapter_sets()}
     smaps = {"visual": None, "audio": None}
     for i, pair in enumerate(self.pairs):
@@ -157,6 +162,7 @@ class DGSCT(nnx.Module):
           "visual": self.visual_encoder.layers[pair.visual[0]].blocks[pair.visual[1]],
           "audio": self.audio_encoder.layers[pair.audio[0]].blocks[pair.audio[1]],
           "adapters": {name: adapters[i] for name, adapters in self.adapter_sets().items()}}
+      run_pair = self._wrap(_paired_step, min(pair.visual[0], pair.audio[0]))
       f_v, f_a, outs = run_pair(modules, streams["visual"].x, streams["audio"].x, rngs=rngs,
                                 enc_det=enc_det, ad_det=deterministic)
       streams["visual"].x, streams["audio"].x = f_v, f_a
@@ -179,9 +185,11 @@ class DGSCT(nnx.Module):
       aux["adapters"] = captured
     return pool(f_v, smaps["visual"]), pool(f_a, smaps["audio"]), aux
 
-  def _wrap(self, fn):
+  def _wrap(self, fn, stage: int):
     policy = REMAT_POLICIES[self.remat]
-    return fn if policy is None else _checkpointed(fn, policy)
+    if policy is None or (self.remat_stages is not None and stage >= self.remat_stages):
+      return fn
+    return _checkpointed(fn, policy)
 
 
 def pool(tokens, smap):
@@ -269,7 +277,7 @@ class _Stream:
         self._enter_next_stage()
         continue
       block = self.encoder.layers[self.stage].blocks[self.block]
-      self.x = run_plain(block, self.x, rngs=rngs, deterministic=deterministic)
+      self.x = run_plain(self.stage)(block, self.x, rngs=rngs, deterministic=deterministic)
       self.block += 1
     self.block += 1  # the caller runs block `stop` itself
 
@@ -280,7 +288,7 @@ class _Stream:
       if self.block == len(layers[self.stage].blocks):
         self._enter_next_stage()
         continue
-      self.x = run_plain(layers[self.stage].blocks[self.block], self.x, rngs=rngs,
-                         deterministic=deterministic)
+      self.x = run_plain(self.stage)(layers[self.stage].blocks[self.block], self.x, rngs=rngs,
+                                     deterministic=deterministic)
       self.block += 1
     self.stage_outputs.append(self.x)
