@@ -1,15 +1,22 @@
 """One DG-SCT AVE training step at full size on CPU: time, memory, FLOPs, remat choices.
 
-    .venv/bin/python benchmarks/bench_train_step.py [--remat block_dots:2,block_dots,...] [--steps 3]
+    .venv/bin/python benchmarks/bench_train_step.py [--remat block_dots,block_dots:2,...]
+        [--precision f32,bf16_matmul,bf16] [--steps 3] [--max_temp_gib 16]
 
-The step is the trainer's: forward in training mode (frozen encoders in train mode,
-adapter BN batch statistics, head dropout), the AVE losses, gradients w.r.t. the
-`Trainable` leaves only (201.16 M), an Adam update, new BN statistics. One video =
+The step is the trainer's (`train.forward`): forward in training mode (frozen encoders
+in train mode, adapter BN batch statistics, head dropout), the AVE losses, gradients
+w.r.t. the `Trainable` leaves only (201.16 M), an Adam update, new BN statistics. One video =
 10 segments (frames (1, 10, 3, 192, 192), audio (1, 10, 32000) tiled on device).
 Random weights (the speed does not depend on them). A remat choice is a policy of
 dgsct.REMAT_POLICIES, optionally with `:k` = remat_stages (only the first k stages
-of each encoder are rematerialised). Reported per remat choice:
-compile time, median step time over `--steps` runs after a warm-up, XLA's cost
+of each encoder are rematerialised). Precisions (rows = remat × precision):
+  f32          float32 everywhere (the reference's numerics; model.matmul_dtype=None);
+  bf16_matmul  float32 activations, the encoders' and adapters' matmuls on bfloat16
+               operands with float32 accumulation (model.matmul_dtype='bfloat16');
+  bf16         also bfloat16 activations and frozen weights (trainer compute_dtype=
+               'bfloat16'); trainable weights, Adam state, norms, softmaxes and the
+               cosine-attention logits stay float32.
+Reported per row: compile time, median step time over `--steps` runs after a warm-up, XLA's cost
 analysis (FLOPs, bytes accessed) and memory analysis (temporaries), and the
 process's peak RSS so far. A choice whose temporaries would not fit in memory is
 compiled and reported but not run (step time "nan"; without remat the step needs
@@ -17,6 +24,7 @@ more than this machine's 24 GiB). Reference: the official PyTorch step takes ≈
 this 2-core CPU (float32); target ≤ 0.6× of that (11.2 s).
 """
 import argparse
+import itertools
 import os
 import pathlib
 import resource
@@ -34,11 +42,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dgsct_jax import nnx_utils  # noqa: E402
+from dgsct_jax import train  # noqa: E402
 from dgsct_jax.models import ave  # noqa: E402
 from dgsct_jax.tasks import ave as ave_task  # noqa: E402
 from weight_conversion import dgsct_map  # noqa: E402
 
 TORCH_STEP_S = 18.6
+PRECISIONS = {  # name: (trainer compute dtype, model.matmul_dtype)
+    "f32": (jnp.float32, None),
+    "bf16_matmul": (jnp.float32, "bfloat16"),
+    "bf16": (jnp.bfloat16, "bfloat16"),
+}
 
 
 def physical_gib() -> float:
@@ -49,13 +63,12 @@ def peak_rss_gib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def make_step(graphdef, tx):
+def make_step(graphdef, tx, dtype):
   """The trainer's pattern: pure-dict parts merged inside the differentiated loss."""
   def loss_fn(trainable, frozen, stats, batch, rng):
-    model = nnx_utils.merge(graphdef, trainable, frozen, stats)
-    out = model(batch["audio"], batch["frames"], deterministic=False, rngs=nnx.Rngs(rng))
-    loss = ave_task.losses(out, batch["label"])["total"]
-    return loss, nnx_utils.stats_of(model)
+    out, new_stats = train.forward(graphdef, trainable, frozen, stats, batch,
+                                   deterministic=False, rng=rng, dtype=dtype)
+    return ave_task.losses(out, batch["label"])["total"], new_stats
 
   def step(trainable, opt_state, frozen, stats, batch, rng):
     (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -66,26 +79,28 @@ def make_step(graphdef, tx):
   return jax.jit(step, donate_argnums=(0, 1, 3))
 
 
-def run(remat: str, state, batch, steps: int, max_temp_gib: float) -> dict:
+def run(remat: str, precision: str, state, batch, steps: int, max_temp_gib: float) -> dict:
   policy, _, stages = remat.partition(":")
+  dtype, matmul_dtype = PRECISIONS[precision]
   cfg = dict(ave.ave_model_config("large"), remat=policy,
-             remat_stages=int(stages) if stages else None)
+             remat_stages=int(stages) if stages else None, matmul_dtype=matmul_dtype)
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: ave.AVEModel(cfg, rngs=nnx.Rngs(0))))
   parts = nnx_utils.split(nnx.merge(graphdef, state))
-  # The step donates trainable and stats; `state` is reused by the next remat choice.
+  # The step donates trainable and stats; `state` is reused by the next row.
   trainable, stats = jax.tree.map(jnp.copy, (parts.trainable, parts.stats))
+  frozen = train.cast_floats(parts.frozen, dtype) if dtype != jnp.float32 else parts.frozen
   tx = optax.adam(5e-4)
   opt_state = tx.init(trainable)
-  step = make_step(parts.graphdef, tx)
+  step = make_step(parts.graphdef, tx, dtype)
   rng = jax.random.key(0)
   start = time.perf_counter()
-  compiled = step.lower(trainable, opt_state, parts.frozen, stats, batch, rng).compile()
+  compiled = step.lower(trainable, opt_state, frozen, stats, batch, rng).compile()
   compile_s = time.perf_counter() - start
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   memory = compiled.memory_analysis()
   temp_gib = getattr(memory, "temp_size_in_bytes", 0) / 2 ** 30
-  result = {"remat": remat, "compile_s": compile_s, "step_s": float("nan"),
+  result = {"remat": remat, "precision": precision, "compile_s": compile_s, "step_s": float("nan"),
             "gflops": cost.get("flops", float("nan")) / 1e9,
             "gbytes": cost.get("bytes accessed", float("nan")) / 1e9,
             "temp_gib": temp_gib, "rss_gib": peak_rss_gib()}
@@ -94,7 +109,7 @@ def run(remat: str, state, batch, steps: int, max_temp_gib: float) -> dict:
   times = []
   for i in range(steps + 1):
     start = time.perf_counter()
-    trainable, opt_state, stats, loss = compiled(trainable, opt_state, parts.frozen, stats,
+    trainable, opt_state, stats, loss = compiled(trainable, opt_state, frozen, stats,
                                                  batch, jax.random.fold_in(rng, i))
     loss.block_until_ready()
     if i:  # the first run is a warm-up
@@ -104,11 +119,16 @@ def run(remat: str, state, batch, steps: int, max_temp_gib: float) -> dict:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--remat", default="block_dots,block_dots:2,block,none")
+  parser.add_argument("--remat", default="block_dots,block_dots:2")
+  parser.add_argument("--precision", default="f32,bf16_matmul,bf16",
+                      help=f"comma-separated, of {sorted(PRECISIONS)}")
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--max_temp_gib", type=float, default=0.5 * physical_gib(),
                       help="skip running (but report) choices whose XLA temporaries exceed this")
   args = parser.parse_args()
+  unknown = set(args.precision.split(",")) - set(PRECISIONS)
+  if unknown:
+    parser.error(f"--precision: unknown {sorted(unknown)}; choose from {sorted(PRECISIONS)}")
   start = time.perf_counter()
   model = dgsct_map.fresh_model(ave.ave_model_config("large"), seed=0)
   _, state = nnx.split(model)
@@ -122,11 +142,12 @@ def main():
            "label": jnp.asarray(labels)}
   print(f"jax {jax.__version__}, {jax.device_count()} device(s) {jax.devices()[0].platform}; "
         f"model init {init_s:.1f} s, peak RSS {peak_rss_gib():.1f} GiB")
-  print(f"{'remat':>13} | {'compile s':>9} | {'step s':>7} | {'vs torch':>8} | {'GFLOP':>7} | "
+  print(f"{'remat':>13} | {'precision':>11} | {'compile s':>9} | {'step s':>7} | "
+        f"{'vs torch':>8} | {'GFLOP':>7} | "
         f"{'GB moved':>8} | {'XLA temp GiB':>12} | {'peak RSS GiB':>12}")
-  for remat in args.remat.split(","):
-    r = run(remat, state, batch, args.steps, args.max_temp_gib)
-    print(f"{r['remat']:>13} | {r['compile_s']:9.1f} | {r['step_s']:7.2f} | "
+  for remat, precision in itertools.product(args.remat.split(","), args.precision.split(",")):
+    r = run(remat, precision, state, batch, args.steps, args.max_temp_gib)
+    print(f"{r['remat']:>13} | {r['precision']:>11} | {r['compile_s']:9.1f} | {r['step_s']:7.2f} | "
           f"{r['step_s'] / TORCH_STEP_S:8.2f} | {r['gflops']:7.0f} | {r['gbytes']:8.1f} | "
           f"{r['temp_gib']:12.2f} | {r['rss_gib']:12.2f}", flush=True)
 

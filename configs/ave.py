@@ -36,10 +36,19 @@ def parse(arg):
   return config_utils.parse_arg(arg, variant="large", data="ave", clean=False, runlocal=False)
 
 
+# Model keys whose default is None, with the type a command-line override takes
+# (ml_collections cannot override a plain None field).
+OPTIONAL_MODEL_KEYS = {"remat_stages": int, "matmul_dtype": str}
+
+
 def model_config(variant: str) -> ConfigDict:
   """The AVE model section (the model engineer's `ave_model_config`)."""
   from dgsct_jax.models import ave as ave_model  # pylint: disable=import-outside-toplevel
-  return ConfigDict(ave_model.ave_model_config(variant))
+  model = ave_model.ave_model_config(variant)
+  for key, kind in OPTIONAL_MODEL_KEYS.items():
+    if model[key] is None:
+      model[key] = ml_collections.config_dict.placeholder(kind)
+  return ConfigDict(model)
 
 
 def trainer_config(arg) -> ConfigDict:

@@ -96,3 +96,23 @@ def test_overrides_of_unknown_fields_fail(tmp_path):
   c.lock()
   with pytest.raises(AttributeError):
     c.optim.lrr = 0.01
+
+
+def test_optional_model_fields_take_command_line_overrides():
+  """`--config.model.matmul_dtype=bfloat16` / `--config.model.remat_stages=2` parse (a plain
+  None field cannot be overridden by ml_collections); unset they stay None."""
+  script = ("from absl import app, flags\n"
+            "from ml_collections import config_flags\n"
+            "config_flags.DEFINE_config_file('config')\n"
+            "def main(_):\n"
+            "  model = flags.FLAGS.config.model\n"
+            "  print(repr((model.matmul_dtype, model.remat_stages)))\n"
+            "app.run(main)\n")
+  cmd = [sys.executable, "-c", script, "--config=configs/ave.py:variant=tiny",
+         "--config.model.matmul_dtype=bfloat16", "--config.model.remat_stages=2"]
+  run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert run.stdout.strip().splitlines()[-1] == "('bfloat16', 2)"
+  plain = ave_config.get_config("variant=tiny").to_dict()["model"]
+  assert set(ave_config.OPTIONAL_MODEL_KEYS) <= set(plain)
+  assert all(plain[key] is None for key in ave_config.OPTIONAL_MODEL_KEYS)

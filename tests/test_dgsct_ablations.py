@@ -377,3 +377,45 @@ def test_assemble_from_converted_encoders(base, tmp_path):
   other["head"]["visual_dim"] = 64
   with pytest.raises(Exception, match="does not fit the model's `swin`"):
     dgsct_map.assemble(tmp_path / "swin", tmp_path / "htsat", other)
+
+
+def test_bfloat16_matmuls_and_compute_train(fresh, inputs):
+  """model.matmul_dtype='bfloat16' (bf16 operands, f32 accumulation) and the trainer's
+  bf16 compute dtype: jitted training gradients (block_dots remat) run on CPU, stay near
+  float32 (the fresh model: the frozen backbones plus the head), and are not float32
+  (each setting is live); bf16 compute carries bf16 token streams.
+
+  The random-weight model with active adapters amplifies rounding ~10³× (see the golden
+  tests), so closeness is checked where the network is well conditioned."""
+  from dgsct_jax import train  # pylint: disable=import-outside-toplevel
+  audio, frames = inputs
+  batch = {"audio": audio, "frames": frames}
+  results = {}
+  for name, matmul_dtype, dtype in (("f32", None, jnp.float32),
+                                    ("bf16_matmul", "bfloat16", jnp.float32),
+                                    ("bf16", "bfloat16", jnp.bfloat16)):
+    parts = nnx_utils.split(variant(fresh, micro_config(
+        matmul_dtype=matmul_dtype, encoder_train_mode=False, remat="block_dots")))
+    frozen = train.cast_floats(parts.frozen, dtype)
+
+    def loss(trainable, frozen, stats):
+      out, _ = train.forward(parts.graphdef, trainable, frozen, stats, batch,
+                             deterministic=False, rng=jax.random.key(0), dtype=dtype)
+      return out["event_scores"].sum() + out["pooled_audio"].sum(), out["pooled_visual"]
+
+    grads, pooled = jax.jit(jax.grad(loss, has_aux=True))(parts.trainable, frozen, parts.stats)
+    encode_aux = lambda *parts_: nnx_utils.merge(parts.graphdef, *parts_).encode(
+        frames.reshape(B * T, 3, 32, 32).astype(dtype), audio.reshape(B * T, -1).astype(dtype))[2]
+    aux = jax.eval_shape(encode_aux, train.cast_floats(parts.trainable, dtype), frozen,
+                         parts.stats)
+    results[name] = (np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)]),
+                     np.asarray(pooled), aux["visual_tokens"].dtype)
+  grads32, pooled32, tokens32 = results["f32"]
+  assert tokens32 == jnp.float32
+  rms = lambda x: np.sqrt(np.mean(np.square(x)))
+  for name, bound in (("bf16_matmul", 3e-2), ("bf16", 8e-2)):  # bf16 measured 3.5e-2
+    grads, pooled, tokens = results[name]
+    assert tokens == (jnp.bfloat16 if name == "bf16" else jnp.float32), name
+    for got, want in ((grads, grads32), (pooled, pooled32)):
+      error = rms(got - want) / rms(want)
+      assert 1e-5 < error < bound, (name, error)

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dgsct_jax.models import layers
+from dgsct_jax.models import matmul
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +101,7 @@ class GroupedPointwise(nnx.Module):
     k = self.kernel.get_value()[0, 0]                                   # (in/g, out)
     k = k.reshape(k.shape[0], g, k.shape[1] // g)                       # (in/g, g, out/g)
     xg = x.reshape(*x.shape[:-1], g, x.shape[-1] // g)
-    y = jnp.einsum("...gi,igo->...go", xg, k)
+    y = matmul.einsum("...gi,igo->...go", xg, k)
     return y.reshape(*x.shape[:-1], k.shape[1] * k.shape[2])
 
 
@@ -116,7 +117,7 @@ class TokenMixer(nnx.Module):
     self.bias = nnx.Param(layers.torch_bias_init(in_tokens, ("mlp",))(rngs.params(), (out_tokens,)))
 
   def __call__(self, g):
-    y = jnp.einsum("bmd,mn->bnd", g, self.kernel.get_value()[0, 0])
+    y = matmul.einsum("bmd,mn->bnd", g, self.kernel.get_value()[0, 0])
     return y + self.bias.get_value()[:, None]
 
 
@@ -197,16 +198,22 @@ class Adapter(nnx.Module):
     if g.shape[-1] <= self.dim:
       return self.fc(self.conv_adapter(g))
     kernel = self.fc.kernel.get_value()                                  # (C_g, C)
-    mixed = jnp.einsum("bmd,mn->bnd", g @ kernel, self.conv_adapter.kernel.get_value()[0, 0])
+    mixed = matmul.einsum("bmd,mn->bnd", matmul.einsum("bmc,cd->bmd", g, kernel),
+                          self.conv_adapter.kernel.get_value()[0, 0])
     bias = self.conv_adapter.bias.get_value()[:, None] * kernel.sum(0) + self.fc.bias.get_value()
     return mixed + bias
 
   def latent_attention(self, x, g):
-    tk = self.my_tokens.get_value()                                     # (T, C)
+    """LAVisH latent tokens, in at least float32 with exact matmuls whatever the compute
+    and operand dtypes: unscaled softmaxes over logits in the hundreds (and few FLOPs)."""
+    f32 = layers.at_least_f32(x.dtype)
+    tk = self.my_tokens.get_value().astype(f32)                         # (T, C)
+    g = g.astype(f32)
     att = jax.nn.softmax(jnp.einsum("tc,bnc->btn", tk, g), axis=-1)
     tk = tk + jnp.einsum("btn,bnc->btc", att, g)                        # (BT, T, C)
-    att = jax.nn.softmax(jnp.einsum("bnc,btc->bnt", x, tk), axis=-1)
-    return x + self.gate_av.get_value() * jnp.einsum("bnt,btc->bnc", att, tk)
+    att = jax.nn.softmax(jnp.einsum("bnc,btc->bnt", x.astype(f32), tk), axis=-1)
+    update = self.gate_av.get_value().astype(f32) * jnp.einsum("bnt,btc->bnc", att, tk)
+    return x + update.astype(x.dtype)
 
   def __call__(self, x, guide, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
     del rngs  # the adapter has no randomness; `deterministic` only selects BN statistics

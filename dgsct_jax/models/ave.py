@@ -83,6 +83,8 @@ def ave_model_config(variant: str = "large") -> dict:
     tile_audio: tile short audio segments to htsat.num_samples on device (module doc).
     remat: 'none' | 'block' | 'block_dots' (dgsct.py).
     remat_stages: rematerialise only the first k stages of each encoder (None: all).
+    matmul_dtype: None (faithful: matmuls in the compute dtype) or 'bfloat16' (bf16
+      operands, float32 accumulation in the encoders and adapters; models/matmul.py).
   """
   if variant not in ("large", "tiny"):
     raise ValueError(f"unknown AVE model variant {variant!r} (choose 'large' or 'tiny')")
@@ -101,6 +103,7 @@ def ave_model_config(variant: str = "large") -> dict:
       tile_audio=True,
       remat="none",
       remat_stages=None,
+      matmul_dtype=None,
   )
 
 
@@ -140,7 +143,8 @@ class AVEModel(dgsct.DGSCT):
                      audio_adapters=cfg["audio_adapters"], p1=cfg["p1"], p2=cfg["p2"],
                      encoder_train_mode=cfg["encoder_train_mode"],
                      audio_final_norm=cfg["audio_final_norm"], remat=cfg["remat"],
-                     remat_stages=cfg["remat_stages"], rngs=rngs)
+                     remat_stages=cfg["remat_stages"], matmul_dtype=cfg["matmul_dtype"],
+                     rngs=rngs)
     head = dict(cfg["head"], num_classes=cfg["num_classes"])
     for key, enc in (("visual_dim", swin), ("audio_dim", hts)):
       if head[key] != enc.num_features:

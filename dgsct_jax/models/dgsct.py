@@ -41,12 +41,18 @@ matmuls without batch dimensions (jax.checkpoint_policies.dots_with_no_batch_dim
 each encoder (a paired step counts when either block is in them): the deep
 stages hold few tokens, so keeping their activations costs little memory while
 recomputing their many small elementwise ops costs time on CPU.
+
+Matmul precision (`matmul_dtype`): None keeps every matmul in the compute dtype
+(faithful); 'bfloat16' rounds the operands of the encoders' and adapters' large
+matmuls to bfloat16 and accumulates in float32 (a TPU's default for float32
+matmuls; on CPUs with AMX about 4x faster), see `matmul.py`.
 """
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from dgsct_jax.models import adapter as adapter_lib
+from dgsct_jax.models import matmul
 from dgsct_jax.models import pairing as pairing_lib
 
 VIS_P1, VIS_P2 = "vis_adapter_blocks_p1", "vis_adapter_blocks_p2"
@@ -56,7 +62,9 @@ ADAPTER_SETS = (AUD_P1, VIS_P1, AUD_P2, VIS_P2)  # order of execution inside a p
 REMAT_POLICIES = {
     "none": None,
     "block": jax.checkpoint_policies.nothing_saveable,
-    "block_dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "block_dots": jax.checkpoint_policies.save_from_both_policies(
+        jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+        jax.checkpoint_policies.save_only_these_names(matmul.NO_BATCH_DOT)),
 }
 
 
@@ -87,13 +95,16 @@ class DGSCT(nnx.Module):
     audio_final_norm: apply `audio.finalize` before pooling (reference: False).
     remat: 'none' | 'block' | 'block_dots' (see the module doc).
     remat_stages: rematerialise only the first `remat_stages` stages (None: all).
+    matmul_dtype: operand dtype of the encoders' and adapters' matmuls (None: the
+      compute dtype; 'bfloat16': bf16 operands, float32 accumulation; `matmul.py`).
   """
 
   def __init__(self, visual, audio, *, visual_name: str = "visual", audio_name: str = "audio",
                pairing="zip", adapter=None, visual_adapters: bool = True,
                audio_adapters: bool = True, p1: bool = True, p2: bool = True,
                encoder_train_mode: bool = True, audio_final_norm: bool = False,
-               remat: str = "none", remat_stages: int | None = None, rngs: nnx.Rngs):
+               remat: str = "none", remat_stages: int | None = None,
+               matmul_dtype: str | None = None, rngs: nnx.Rngs):
     if remat not in REMAT_POLICIES:
       raise ValueError(f"remat={remat!r}; choose one of {sorted(REMAT_POLICIES)}")
     cfg = adapter if isinstance(adapter, adapter_lib.AdapterConfig) else (
@@ -106,6 +117,7 @@ class DGSCT(nnx.Module):
     self.audio_final_norm = audio_final_norm
     self.remat = remat
     self.remat_stages = remat_stages
+    self.matmul_dtype = None if matmul_dtype is None else jnp.dtype(matmul_dtype).name
     built = {VIS_P1: visual_adapters and p1, VIS_P2: visual_adapters and p2,
              AUD_P1: audio_adapters and p1, AUD_P2: audio_adapters and p2}
     for name in ADAPTER_SETS:
@@ -148,6 +160,11 @@ class DGSCT(nnx.Module):
     'visual_smap' / 'audio_smap' (BT, N) pooling maps (None = mean pooling), and with
     `capture` 'adapters': {set name: [(residual (BT, N, C), smap (BT, N) | None)] per pair}.
     """
+    with matmul.operand_dtype(self.matmul_dtype):
+      return self._encode(visual_inputs, audio_inputs, deterministic=deterministic, rngs=rngs,
+                          capture=capture)
+
+  def _encode(self, visual_inputs, audio_inputs, *, deterministic, rngs, capture):
     enc_det = deterministic or not self.encoder_train_mode
     f_v = self.visual_encoder.embed(visual_inputs, deterministic=enc_det, rngs=rngs)
     f_a = self.audio_encoder.embed(audio_inputs, deterministic=enc_det, rngs=rngs)

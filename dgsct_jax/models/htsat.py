@@ -46,6 +46,7 @@ from flax import nnx
 
 from dgsct_jax.models import audio_frontend
 from dgsct_jax.models import layers
+from dgsct_jax.models import matmul
 
 
 def _trunc_normal(std: float, axes=None):
@@ -116,7 +117,7 @@ class WindowAttention(nnx.Module):
     bw, n, c = x.shape
     qkv = self.qkv(x).reshape(bw, n, 3, self.num_heads, c // self.num_heads)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]          # (B·nW, N, heads, hd)
-    attn = jnp.einsum("bqhd,bkhd->bhqk", q * self.scale, k)
+    attn = matmul.einsum("bqhd,bkhd->bhqk", q * self.scale, k)
     f32 = layers.at_least_f32(attn.dtype)
     attn = attn.astype(f32) + self.relative_position_bias().astype(f32)[None]
     if mask is not None:
@@ -125,7 +126,7 @@ class WindowAttention(nnx.Module):
       attn = attn.reshape(bw, self.num_heads, n, n)
     attn = jax.nn.softmax(attn, axis=-1).astype(v.dtype)
     attn = _maybe_drop(self.attn_drop, attn, deterministic, rngs)
-    out = jnp.einsum("bhqk,bkhd->bqhd", attn, v).reshape(bw, n, c)
+    out = matmul.einsum("bhqk,bkhd->bqhd", attn, v).reshape(bw, n, c)
     return _maybe_drop(self.proj_drop, self.proj(out), deterministic, rngs)
 
 
@@ -363,8 +364,13 @@ class HTSAT(nnx.Module):
     return x, fe.to_image(x)
 
   def embed_image(self, image, *, deterministic: bool = True, rngs=None):
-    """Image (B, spec, spec, in_chans) → tokens (B, L, embed_dim) (+ ape, pos_drop)."""
-    x = self.patch_embed(image.astype(self.dtype or image.dtype))
+    """Image (B, spec, spec, in_chans) → tokens (B, L, embed_dim) (+ ape, pos_drop).
+
+    The tokens take `dtype`, or else the dtype the weights are stored in (the front
+    end before this always runs in at least float32).
+    """
+    dtype = self.dtype or self.patch_embed.proj.kernel.get_value().dtype
+    x = self.patch_embed(image.astype(dtype))
     if self.absolute_pos_embed is not None:
       x = x + self.absolute_pos_embed.get_value()
     return _maybe_drop(self.pos_drop, x, deterministic, rngs)

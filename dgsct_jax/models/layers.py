@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from dgsct_jax.models import matmul
+
 # Sharding is applied by the trainer from logical axis names and config rules,
 # so modules can be built outside any mesh.
 nnx.use_eager_sharding(False)
@@ -61,9 +63,13 @@ def torch_bias_init(fan_in: int, axes=None):
 def linear(in_features: int, out_features: int, *, use_bias: bool = True,
            axes=("embed", "mlp"), dtype=None, param_dtype=jnp.float32,
            rngs: nnx.Rngs) -> nnx.Linear:
-  """A Linear layer with PyTorch's default initialisation and logical axis names."""
+  """A Linear layer with PyTorch's default initialisation and logical axis names.
+
+  Its matmul follows the operand dtype in force (`matmul.operand_dtype`).
+  """
   return nnx.Linear(
       in_features, out_features, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+      dot_general=matmul.dot_general,
       kernel_init=torch_kernel_init(axes),
       bias_init=torch_bias_init(in_features, axes[-1:] if axes else None),
       rngs=rngs)

@@ -44,6 +44,7 @@ import numpy as np
 from flax import nnx
 
 from dgsct_jax.models import layers
+from dgsct_jax.models import matmul
 
 # Logical axis names of activations (B, L, C). Without logical-axis rules in
 # context (`flax.linen.logical_axis_rules`) the constraint is a no-op.
@@ -205,8 +206,9 @@ class WindowAttention(nnx.Module):
   def position_bias(self):
     """(heads, N, N) = 16·sigmoid(cpb_mlp(coords))[relative_position_index], float32."""
     table = jnp.asarray(self.relative_coords_table).reshape(-1, 2)
-    for layer in self.cpb_mlp:
-      table = layer(table)
+    with matmul.operand_dtype(None):  # tiny, and amplified by 16·sigmoid: always exact
+      for layer in self.cpb_mlp:
+        table = layer(table)
     n = self.window_size[0] * self.window_size[1]
     bias = table[self.relative_position_index.reshape(-1)].reshape(n, n, self.num_heads)
     return 16.0 * jax.nn.sigmoid(bias.transpose(2, 0, 1).astype(layers.at_least_f32(bias.dtype)))
@@ -223,7 +225,7 @@ class WindowAttention(nnx.Module):
     q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
     # Cosine similarity in float32 whatever `dtype` is: the logits are cos·scale with a
     # scale up to 100, so bfloat16 q/k (8-bit mantissa) would move them by ~0.1-0.5.
-    # The per-head logit scale is folded into q.
+    # The per-head logit scale is folded into q; this matmul ignores `matmul.operand_dtype`.
     f32 = layers.at_least_f32(q.dtype)
     scale = jnp.exp(jnp.minimum(self.logit_scale.get_value().astype(f32),
                                 LOGIT_SCALE_MAX)).reshape(h, 1)
@@ -234,7 +236,7 @@ class WindowAttention(nnx.Module):
     if mask is not None:
       logits = logits + jnp.asarray(mask)[None, :, None]
     attn = jax.nn.softmax(logits, axis=-1).astype(dtype)
-    out = jnp.einsum("bwhnm,bwmhd->bwnhd", attn, v).reshape(b, nw, n, c)
+    out = matmul.einsum("bwhnm,bwmhd->bwnhd", attn, v).reshape(b, nw, n, c)
     return self.proj(out)
 
 
@@ -443,10 +445,15 @@ class SwinTransformerV2(nnx.Module):
     return [(layer.resolution[0] * layer.resolution[1], layer.dim) for layer in self.layers]
 
   def embed(self, images, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
-    """Images (B, C, H, W) like PyTorch → patch tokens (B, L, C)."""
+    """Images (B, C, H, W) like PyTorch → patch tokens (B, L, C).
+
+    The tokens take `dtype`, or else the dtype the weights are stored in: a trainer
+    that stores the frozen weights in bf16 gets bf16 activations.
+    """
     del deterministic, rngs  # no dropout in the embedding (timm pos_drop is 0)
     images = jnp.asarray(images)
-    return self.patch_embed(images.astype(self.dtype or layers.at_least_f32(images.dtype)))
+    dtype = self.dtype or self.patch_embed.proj.kernel.get_value().dtype
+    return self.patch_embed(images.astype(dtype))
 
   def finalize(self, x):
     """The final LayerNorm."""
