@@ -21,7 +21,7 @@ demo: setup
 	$(PY) -m dgsct_jax.main --config=configs/demo.py --workdir=$(WORKDIR)
 
 test: setup
-	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS) tests
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS) tests
 
 bench: setup
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

@@ -20,6 +20,11 @@ from dgsct_jax.models import ave_head
 TESTS = pathlib.Path(__file__).resolve().parent
 
 
+# One worker runs this whole file (`--dist loadgroup` in the Makefile): the float64
+# subprocess peaks near 11 GiB, and two workers each building it would not fit in 24 GiB.
+pytestmark = pytest.mark.xdist_group("golden_f64")
+
+
 @pytest.fixture(scope="module")
 def f64_outputs(golden_dir, tmp_path_factory):
   out = tmp_path_factory.mktemp("golden_f64") / "out.npz"
