@@ -20,8 +20,9 @@ $(VENV)/.installed: setup.py
 demo: setup
 	$(PY) -m dgsct_jax.main --config=configs/demo.py --workdir=$(WORKDIR)
 
+# --dist loadfile: each file on one worker, so a module's fixtures are built once.
 test: setup
-	$(PY) -m pytest -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS) tests
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS) tests
 
 bench: setup
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

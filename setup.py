@@ -38,6 +38,7 @@ TEST = [
     "scipy==1.17.1",
     "pytest==9.2.0",
     "pytest-xdist==3.8.0",
+    "pytest-timeout==2.4.0",
     # Runtime needs of timm / laion-clap, which themselves go in with --no-deps.
     "huggingface_hub==2.4.0",
     "pyyaml==6.0.4",

@@ -6,7 +6,16 @@
   real annotation files); tests that need it skip with a message when absent.
 * `import_timm()` / `import_laion_htsat()`: the PyTorch references, importable
   without torchvision and without laion-clap's hub-bound package import.
+* `pytest.mark.memory_heavy` on a module: its module-scoped fixtures build the
+  full-size model (7–12 GiB at peak), so at most one such module runs at a time across
+  xdist workers (a file lock), and its worker hands the memory back to the OS
+  when the module ends. Two at once do not fit in CI's 24 GiB.
+* `DGSCT_TEST_MEMORY_LOG=path`: appends each test's peak RSS, to find new
+  heavy tests.
 """
+import ctypes
+import fcntl
+import gc
 import os
 import pathlib
 
@@ -41,3 +50,69 @@ def annotations_dir(shared_dir) -> pathlib.Path:
   if not path.is_dir():
     pytest.skip(f"annotation files not found at {path}")
   return path
+
+
+def _peak_rss_reset() -> bool:
+  try:
+    pathlib.Path("/proc/self/clear_refs").write_text("5")
+    return True
+  except OSError:
+    return False
+
+
+def _peak_rss_gib() -> float:
+  for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+    if line.startswith("VmHWM:"):
+      return int(line.split()[1]) / 2**20
+  return float("nan")
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "memory_heavy: builds the full-size model; one such module at a time")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_memory(request, tmp_path_factory):
+  """Autouse, so set up before the module's own fixtures and torn down after them.
+
+  Every module hands its freed memory back to the OS when it ends; a
+  `memory_heavy` module also waits for any other worker's heavy module to end.
+  """
+  if request.node.get_closest_marker("memory_heavy") is None:
+    yield
+    _release_memory(clear_jax_caches=False)
+    return
+  # With xdist each worker's basetemp is <run>/popen-gwN: the lock lives in <run>.
+  lock_path = tmp_path_factory.getbasetemp().parent / "memory_heavy.lock"
+  with open(lock_path, "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      _release_memory(clear_jax_caches=True)
+      fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _release_memory(clear_jax_caches):
+  gc.collect()
+  if clear_jax_caches:
+    import jax  # noqa: PLC0415 (imported late: XLA_FLAGS above must come first)
+    jax.clear_caches()
+    gc.collect()
+  try:
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+  except (OSError, AttributeError):
+    pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+  """With DGSCT_TEST_MEMORY_LOG=path, appends each test's peak RSS (GiB)."""
+  log = os.environ.get("DGSCT_TEST_MEMORY_LOG")
+  if not log or not _peak_rss_reset():
+    yield
+    return
+  yield
+  with open(log, "a") as f:
+    f.write(f"{_peak_rss_gib():.2f}\t{item.nodeid}\n")

@@ -36,6 +36,9 @@ from golden_weights import golden_state_dict
 from weight_conversion import archs
 from weight_conversion import engine
 
+# The full-size model in float32 peaks near 9 GiB (see conftest.py).
+pytestmark = pytest.mark.memory_heavy
+
 OUTPUTS = ("is_event_scores", "event_scores", "audio_visual_gate", "av_score")
 SETS = ("vis_adapter_blocks_p1", "vis_adapter_blocks_p2", "audio_adapter_blocks_p1",
         "audio_adapter_blocks_p2")

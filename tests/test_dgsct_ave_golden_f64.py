@@ -20,9 +20,8 @@ from dgsct_jax.models import ave_head
 TESTS = pathlib.Path(__file__).resolve().parent
 
 
-# One worker runs this whole file (`--dist loadgroup` in the Makefile): the float64
-# subprocess peaks near 11 GiB, and two workers each building it would not fit in 24 GiB.
-pytestmark = pytest.mark.xdist_group("golden_f64")
+# The float64 subprocess peaks near 11 GiB: no other full-size module may run beside it.
+pytestmark = pytest.mark.memory_heavy
 
 
 @pytest.fixture(scope="module")
