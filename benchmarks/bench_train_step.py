@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_train_step.py [--remat block_dots,block_dots:2,...]
         [--precision f32,bf16_matmul,bf16] [--steps 3] [--max_temp_gib 16]
+        [--host_allocator auto|system|jemalloc|glibc_thp]
 
 The step is the trainer's (`train.forward`): forward in training mode (frozen encoders
 in train mode, adapter BN batch statistics, head dropout), the AVE losses, gradients
@@ -18,7 +19,8 @@ of each encoder are rematerialised). Precisions (rows = remat × precision):
                cosine-attention logits stay float32.
 Reported per row: compile time, median step time over `--steps` runs after a warm-up, XLA's cost
 analysis (FLOPs, bytes accessed) and memory analysis (temporaries), and the
-process's peak RSS so far. A choice whose temporaries would not fit in memory is
+process's peak RSS so far. The host allocator is the trainer's (`--host_allocator`,
+dgsct_jax/host_memory.py: the script re-executes itself once under it). A choice whose temporaries would not fit in memory is
 compiled and reported but not run (step time "nan"; without remat the step needs
 more than this machine's 24 GiB). Reference: the official PyTorch step takes ≈18.6 s on
 this 2-core CPU (float32); target ≤ 0.6× of that (11.2 s).
@@ -41,6 +43,7 @@ from flax import nnx
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dgsct_jax import host_memory  # noqa: E402
 from dgsct_jax import nnx_utils  # noqa: E402
 from dgsct_jax import train  # noqa: E402
 from dgsct_jax.models import ave  # noqa: E402
@@ -123,12 +126,14 @@ def main():
   parser.add_argument("--precision", default="f32,bf16_matmul,bf16",
                       help=f"comma-separated, of {sorted(PRECISIONS)}")
   parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--host_allocator", default="auto", choices=host_memory.ALLOCATORS)
   parser.add_argument("--max_temp_gib", type=float, default=0.5 * physical_gib(),
                       help="skip running (but report) choices whose XLA temporaries exceed this")
   args = parser.parse_args()
   unknown = set(args.precision.split(",")) - set(PRECISIONS)
   if unknown:
     parser.error(f"--precision: unknown {sorted(unknown)}; choose from {sorted(PRECISIONS)}")
+  allocator = host_memory.reexec_with(args.host_allocator)
   start = time.perf_counter()
   model = dgsct_map.fresh_model(ave.ave_model_config("large"), seed=0)
   _, state = nnx.split(model)
@@ -141,7 +146,7 @@ def main():
            "frames": jnp.asarray(rng.standard_normal((1, 10, 3, 192, 192)), jnp.float32),
            "label": jnp.asarray(labels)}
   print(f"jax {jax.__version__}, {jax.device_count()} device(s) {jax.devices()[0].platform}; "
-        f"model init {init_s:.1f} s, peak RSS {peak_rss_gib():.1f} GiB")
+        f"host allocator {allocator}; model init {init_s:.1f} s, peak RSS {peak_rss_gib():.1f} GiB")
   print(f"{'remat':>13} | {'precision':>11} | {'compile s':>9} | {'step s':>7} | "
         f"{'vs torch':>8} | {'GFLOP':>7} | "
         f"{'GB moved':>8} | {'XLA temp GiB':>12} | {'peak RSS GiB':>12}")
