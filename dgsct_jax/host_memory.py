@@ -17,9 +17,11 @@ full step (bf16 matmuls, block_dots, 2 cores):
 (In-process `mallopt` cannot do it: XLA executes on threads with their own glibc
 arenas, and a single arena makes `_int_malloc` cost as much as it saves.) Both
 switches act only at process start, so `reexec_with()` re-executes the command
-line once with the environment set. `auto` picks jemalloc where the library is
-installed (Debian/Ubuntu: `apt-get install libjemalloc2`), else glibc_thp, and
-only on CPU-only hosts: on TPU/GPU hosts the big buffers live on the device.
+line once with the environment set. `auto` picks glibc_thp, only on CPU-only
+hosts (on TPU/GPU hosts the big buffers live on the device). jemalloc is faster
+but opt-in (`apt-get install libjemalloc2`): it never returns pages, so the
+memory XLA used while compiling stays too, and the full-size benchmark process
+(weights + compile + 12.9 GiB of temporaries) was OOM-killed at 24 GiB.
 """
 import importlib.metadata
 import importlib.util
@@ -66,8 +68,6 @@ def resolve(name: str) -> str:
     return name
   if not cpu_only_host() or platform.system() != "Linux":
     return "system"
-  if find_jemalloc():
-    return "jemalloc"
   return "glibc_thp" if platform.libc_ver()[0] == "glibc" else "system"
 
 

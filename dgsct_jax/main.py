@@ -8,7 +8,7 @@ does not define fail (`lock_config=True`). `--weights_dir` (or the env var
 DGSCT_WEIGHTS_DIR) is where the converted frozen encoders live; `--data_dir`
 is the TFDS data dir. On CPU-only hosts the process first re-executes itself
 once with a host allocator that keeps XLA's freed temporaries
-(`--host_allocator`, dgsct_jax/host_memory.py; full-size steps 1.2–1.5× faster).
+(`--host_allocator`, dgsct_jax/host_memory.py; full-size steps ~1.2× faster).
 `--distributed` (or DGSCT_DISTRIBUTED=1) calls `jax.distributed.initialize()`
 first (multi-host TPU pods).
 
@@ -41,8 +41,8 @@ _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
                                  "Call jax.distributed.initialize() (env DGSCT_DISTRIBUTED=1).")
 _HOST_ALLOCATOR = flags.DEFINE_enum(
     "host_allocator", "auto", list(host_memory.ALLOCATORS),
-    "Host malloc for CPU training (dgsct_jax/host_memory.py): 'auto' = jemalloc if installed, "
-    "else glibc with huge pages, on CPU-only hosts; 'system' = leave as is.")
+    "Host malloc for CPU training (dgsct_jax/host_memory.py): 'auto' = glibc with huge pages on "
+    "CPU-only hosts; 'jemalloc' is faster but keeps all freed memory; 'system' = leave as is.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
