@@ -37,6 +37,8 @@ Rematerialisation (`remat`): 'none'; 'block' recomputes every block (paired
 steps with their four adapters as one unit) in the backward pass, saving only
 the stream between blocks; 'block_dots' does the same but keeps the outputs of
 matmuls without batch dimensions (jax.checkpoint_policies.dots_with_no_batch_dims_saveable).
+Both go through `remat.module_checkpoint`, whose recomputation waits for the
+block's cotangent (bare `jax.checkpoint` saves nothing on XLA:CPU; see remat.py).
 `remat_stages=k` limits rematerialisation to the blocks of the first k stages of
 each encoder (a paired step counts when either block is in them): the deep
 stages hold few tokens, so keeping their activations costs little memory while
@@ -54,6 +56,7 @@ from flax import nnx
 from dgsct_jax.models import adapter as adapter_lib
 from dgsct_jax.models import matmul
 from dgsct_jax.models import pairing as pairing_lib
+from dgsct_jax.models import remat as remat_lib
 
 VIS_P1, VIS_P2 = "vis_adapter_blocks_p1", "vis_adapter_blocks_p2"
 AUD_P1, AUD_P2 = "audio_adapter_blocks_p1", "audio_adapter_blocks_p2"
@@ -206,7 +209,7 @@ class DGSCT(nnx.Module):
     policy = REMAT_POLICIES[self.remat]
     if policy is None or (self.remat_stages is not None and stage >= self.remat_stages):
       return fn
-    return _checkpointed(fn, policy)
+    return remat_lib.module_checkpoint(fn, policy)
 
 
 def pool(tokens, smap):
@@ -214,28 +217,6 @@ def pool(tokens, smap):
   if smap is None:
     return tokens.mean(axis=1)
   return jnp.einsum("bn,bnc->bc", smap, tokens)
-
-
-def _checkpointed(fn, policy):
-  """`fn(modules, *arrays, rngs=..., **static)` under `jax.checkpoint`.
-
-  The modules' and rngs' state goes in and out explicitly (BatchNorm statistics,
-  RNG counters), so this works wherever the model was merged, e.g. inside the
-  trainer's `jax.value_and_grad`.
-  """
-  def wrapped(modules, *arrays, rngs=None, **static):
-    graphdef, state = nnx.split((modules, rngs))
-
-    def pure(state, *arrays):
-      modules, rngs = nnx.merge(graphdef, state)
-      out = fn(modules, *arrays, rngs=rngs, **static)
-      return out, nnx.state((modules, rngs))
-
-    out, state = jax.checkpoint(pure, policy=policy)(state, *arrays)
-    nnx.update((modules, rngs), state)
-    return out
-
-  return wrapped
 
 
 def _plain_block(block, x, *, rngs, deterministic: bool):

@@ -47,6 +47,7 @@ from flax import nnx
 from dgsct_jax.models import audio_frontend
 from dgsct_jax.models import layers
 from dgsct_jax.models import matmul
+from dgsct_jax.models import remat as remat_lib
 
 
 def _trunc_normal(std: float, axes=None):
@@ -205,7 +206,9 @@ class SwinTransformerBlock(nnx.Module):
       x = block.attn_residual(x, deterministic=deterministic, rngs=rngs)
       return block.mlp_residual(x, deterministic=deterministic, rngs=rngs)
 
-    return nnx.remat(run)(self, x, rngs) if self.remat else run(self, x, rngs)
+    if not self.remat:
+      return run(self, x, rngs)
+    return remat_lib.module_checkpoint(run)(self, x, rngs=rngs)
 
   def _check_tokens(self, x):
     h, w = self.resolution

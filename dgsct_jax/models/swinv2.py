@@ -45,6 +45,7 @@ from flax import nnx
 
 from dgsct_jax.models import layers
 from dgsct_jax.models import matmul
+from dgsct_jax.models import remat as remat_lib
 
 # Logical axis names of activations (B, L, C). Without logical-axis rules in
 # context (`flax.linen.logical_axis_rules`) the constraint is a no-op.
@@ -298,7 +299,7 @@ class SwinTransformerV2Block(nnx.Module):
     return x + self.drop_path2(self.norm2(self.mlp(x)), deterministic=deterministic, rngs=rngs)
 
   def _residual(self, half: str, x, deterministic: bool, rngs):
-    """Runs one half, under `nnx.remat` when the block was built with remat=True."""
+    """Runs one half, under `remat.module_checkpoint` when the block was built with remat=True."""
     x = constrain(x)
     if not self.remat:
       return constrain(getattr(self, half)(x, deterministic, rngs))
@@ -306,10 +307,7 @@ class SwinTransformerV2Block(nnx.Module):
     def run(block, x, rngs):
       return getattr(block, half)(x, deterministic, rngs)
 
-    # graph_updates=False: nothing but the RNG counters changes inside, and propagating
-    # the module's variables back fails when they are tracers of an outer trace (frozen
-    # weights closed over by a jax.grad taken w.r.t. other arguments).
-    return constrain(nnx.remat(run, graph_updates=False)(self, x, rngs))
+    return constrain(remat_lib.module_checkpoint(run)(self, x, rngs=rngs))
 
   def attn_residual(self, x, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
     """x + drop_path(norm1(window_attention(x))), x: (B, H·W, C)."""
