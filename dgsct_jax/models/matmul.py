@@ -127,12 +127,17 @@ def _parse(spec: str) -> _Spec:
 
 
 def _matmul(spec: str, a, b, dtype, accumulation):
-  """einsum(spec, a, b) as one (B, M, K) × (B, K, N) dot of `dtype` operands.
+  """einsum(spec, a, b) as one (B, M, K) × (B, K, N) or (B, M, K) × (B, N, K) dot.
 
-  The canonical row-major form is what XLA:CPU hands to its bf16 kernels; a
-  product with M or N = 1, or all of M, K, N < 8, is not accepted there, and XLA's
-  fallback kernel cannot take bf16 operands with a float32 result, so those
-  small products run on the (rounded) operands widened to `accumulation`.
+  These row-major forms are what XLA:CPU hands to its bf16 kernels. The second
+  operand keeps its contracted axes last when they are last in `b` (a weight
+  (N, K) in a backward pass): transposing it to (K, N) here would be folded back
+  into the dot by XLA, which then widens that dot to float32 (measured: the
+  backward matmuls through the frozen weights, 39% of the step's matmul FLOPs, ran
+  in float32 that way). A product with M or N = 1, or all of M, K, N < 8, is not
+  accepted by the bf16 kernels, and XLA's fallback kernel cannot take bf16
+  operands with a float32 result, so those small products run on the (rounded)
+  operands widened to `accumulation`.
   """
   s = _parse(spec)
   size = dict(zip(s.a, a.shape)) | dict(zip(s.b, b.shape))
@@ -141,14 +146,19 @@ def _matmul(spec: str, a, b, dtype, accumulation):
   a, b = a.astype(dtype), b.astype(dtype)
   if m == 1 or n == 1 or max(m, k, n) < 8:
     a, b = a.astype(accumulation), b.astype(accumulation)
+  contract_last = s.b[-1] in s.contract
   a = jnp.transpose(a, [s.a.index(c) for c in s.batch + s.a_free + s.contract])
-  b = jnp.transpose(b, [s.b.index(c) for c in s.batch + s.contract + s.b_free])
+  b_order = s.batch + (s.b_free + s.contract if contract_last else s.contract + s.b_free)
+  b = jnp.transpose(b, [s.b.index(c) for c in b_order])
   a = a.reshape(extent(s.batch), m, k)
-  b = b.reshape(extent(s.batch), k, n)
+  b = b.reshape((extent(s.batch), n, k) if contract_last else (extent(s.batch), k, n))
+  b_contract = 2 if contract_last else 1
   if s.batch:
-    out = lax.dot_general(a, b, (((2,), (1,)), ((0,), (0,))), preferred_element_type=accumulation)
+    out = lax.dot_general(a, b, (((2,), (b_contract,)), ((0,), (0,))),
+                          preferred_element_type=accumulation)
   else:
-    out = lax.dot_general(a[0], b[0], (((1,), (0,)), ((), ())), preferred_element_type=accumulation)
+    out = lax.dot_general(a[0], b[0], (((1,), (b_contract - 1,)), ((), ())),
+                          preferred_element_type=accumulation)
   order = s.batch + s.a_free + s.b_free
   out = out.reshape([size[c] for c in order])
   return jnp.transpose(out, [order.index(c) for c in s.out])
