@@ -21,9 +21,8 @@ Reported per row: compile time, median step time over `--steps` runs after a war
 analysis (FLOPs, bytes accessed) and memory analysis (temporaries), and the
 process's peak RSS so far. The host allocator is the trainer's (`--host_allocator`,
 dgsct_jax/host_memory.py: the script re-executes itself once under it). A choice whose temporaries would not fit in memory is
-compiled and reported but not run (step time "nan"; without remat the step needs
-more than this machine's 24 GiB). Reference: the official PyTorch step takes ≈18.6 s on
-this 2-core CPU (float32); target ≤ 0.6× of that (11.2 s).
+compiled and reported but not run (step time "nan"). Reference: the official
+PyTorch step takes ≈18.6 s on this 2-core CPU (float32); target ≤ 0.6× of that (11.2 s).
 """
 import argparse
 import itertools

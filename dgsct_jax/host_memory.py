@@ -1,11 +1,11 @@
 """The host allocator for CPU training: stop re-faulting XLA's temporaries every step.
 
 XLA:CPU allocates an executable's temporary buffer afresh on every execution
-(`posix_memalign`; 12.9 GiB for the full AVE train step) and frees it after.
-glibc serves a block that large with a new `mmap` and gives it back with
-`munmap`, so every step the kernel faults in and zeroes 12.9 GiB of new 4 KiB
-pages: ~10 s of system CPU time per step on a 2-core machine. Measured on the
-full step (bf16 matmuls, block_dots, 2 cores):
+(`posix_memalign`) and frees it after. glibc serves a block that large with a
+new `mmap` and gives it back with `munmap`, so every step the kernel faults in
+and zeroes new 4 KiB pages. Measured on the full AVE step (bf16 matmuls,
+block_dots, 2 cores) when its temporaries were 12.9 GiB (before remat worked on
+CPU, see models/remat.py; they are 3.5 GiB now, and the step 10.4 s with glibc_thp):
 
   allocator   what it does                                         step s   sys s/step
   system      glibc defaults                                       17.3–18.4   10.7–11.5
@@ -19,9 +19,10 @@ arenas, and a single arena makes `_int_malloc` cost as much as it saves.) Both
 switches act only at process start, so `reexec_with()` re-executes the command
 line once with the environment set. `auto` picks glibc_thp, only on CPU-only
 hosts (on TPU/GPU hosts the big buffers live on the device). jemalloc is faster
-but opt-in (`apt-get install libjemalloc2`): it never returns pages, so the
-memory XLA used while compiling stays too, and the full-size benchmark process
-(weights + compile + 12.9 GiB of temporaries) was OOM-killed at 24 GiB.
+but opt-in (`apt-get install libjemalloc2`, rarely preinstalled): it never returns
+pages, so the memory XLA used while compiling stays too (with 12.9 GiB of
+temporaries the full-size benchmark process was OOM-killed at 24 GiB; a finite
+`dirty_decay_ms:10000` avoided that but purged pages between steps: 16.8 s).
 """
 import importlib.metadata
 import importlib.util
