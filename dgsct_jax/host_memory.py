@@ -5,7 +5,8 @@ XLA:CPU allocates an executable's temporary buffer afresh on every execution
 new `mmap` and gives it back with `munmap`, so every step the kernel faults in
 and zeroes new 4 KiB pages. Measured on the full AVE step (bf16 matmuls,
 block_dots, 2 cores) when its temporaries were 12.9 GiB (before remat worked on
-CPU, see models/remat.py; they are 3.5 GiB now, and the step 10.4 s with glibc_thp):
+CPU, see models/remat.py; with 3.5 GiB now the step takes 10.4–10.6 s with
+glibc_thp and 9.6 s with jemalloc, peak RSS 13.3 / 15.2 GiB):
 
   allocator   what it does                                         step s   sys s/step
   system      glibc defaults                                       17.3–18.4   10.7–11.5
