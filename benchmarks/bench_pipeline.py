@@ -8,8 +8,8 @@ host path of `make_pipeline`: ArrayRecord read, JPEG decode, torch-exact
 bicubic resize to 192x192, ImageNet normalisation, batching. One process with
 one read thread measures one core; a run with worker processes shows scaling.
 It also compares tiling the audio to 320 000 samples on the host (numpy)
-with tiling on the device (`preprocess.tile_audio` under jit), including the
-host->device transfer of either, and times the synthetic dataset.
+with tiling on the device (the model's `tile_segments` under jit), including
+the host->device transfer of either, and times the synthetic dataset.
 
 Frames are smooth gradients + shapes + mild noise, JPEG quality 90, sized
 like ffmpeg-extracted video frames; decode time depends on that content.
@@ -33,11 +33,10 @@ from PIL import Image
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from dgsct_jax.data import build  # noqa: E402
 from dgsct_jax.data import pipeline  # noqa: E402
-from dgsct_jax.data import preprocess  # noqa: E402
 from dgsct_jax.data import sources  # noqa: E402
 from dgsct_jax.data import synthetic  # noqa: E402
-from dgsct_jax.data.builders.ave import build as ave_build  # noqa: E402
 
 NUM_VIDEOS = 24
 FRAMES_PER_VIDEO = 30
@@ -132,17 +131,18 @@ def bench_tiling(batch_size: int, repeats: int = 20):
   on the host cores too, so only the host-side rows transfer to a TPU host.
   """
   import jax  # pylint: disable=g-import-not-at-top
+  from dgsct_jax.models import backbone  # pylint: disable=g-import-not-at-top
   audio = np.random.default_rng(0).standard_normal((batch_size, 10, 32000)).astype(np.float32)
-  tile = jax.jit(lambda a: preprocess.tile_audio(a, 320_000))
+  tile = jax.jit(lambda a: backbone.tile_segments(a, 320_000))
+
+  def host_only():
+    return np.tile(audio, (1, 1, 10))  # 10 x 32 000 = 320 000 samples
 
   def host():
-    return jax.block_until_ready(jax.device_put(preprocess.tile_audio_np(audio, 320_000)))
+    return jax.block_until_ready(jax.device_put(host_only()))
 
   def device():
     return jax.block_until_ready(tile(jax.device_put(audio)))
-
-  def host_only():
-    return preprocess.tile_audio_np(audio, 320_000)
 
   out = {}
   for name, fn in (("host tile (numpy) only", host_only), ("host tile + device_put", host),
@@ -172,7 +172,7 @@ def main():
     for res in args.resolutions.split(","):
       w, h = map(int, res.split("x"))
       jpeg = make_tree(pathlib.Path(tmp) / res / "manual", h, w)
-      ave_build.build(pathlib.Path(tmp) / res / "manual", pathlib.Path(tmp) / res / "data")
+      build.build("ave", pathlib.Path(tmp) / res / "manual", pathlib.Path(tmp) / res / "data")
       src = sources.get_source("ave", "train", data_dir=pathlib.Path(tmp) / res / "data")
       wall, per_cpu = videos_per_second(src, batch_size=args.batch_size, worker_count=0,
                                         read_threads=1, seconds=args.seconds)

@@ -5,7 +5,7 @@ each; the MUSIC-AVQA QA table from the real val json when /work/shared or
 --annotations is available, else a generated one), then times the shared grain
 pipeline (`dgsct_jax.data.pipeline.make_pipeline`, one read thread, no worker
 processes, BLAS pinned to one thread) over the decoding sources of
-`dgsct_jax.data.task_sources`:
+`dgsct_jax.data.datasets.<name>.source`:
 
     .venv/bin/python benchmarks/bench_task_pipelines.py [--batches=20]
 """
@@ -25,14 +25,15 @@ import time  # noqa: E402
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-import tensorflow_datasets as tfds  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from dgsct_jax.data import build  # noqa: E402
 from dgsct_jax.data import pipeline  # noqa: E402
-from dgsct_jax.data import task_sources  # noqa: E402
-from dgsct_jax.data.builders.avsbench import Avsbench  # noqa: E402
-from dgsct_jax.data.builders.llp import Llp  # noqa: E402
-from dgsct_jax.data.builders.music_avqa import MusicAvqa, video_list  # noqa: E402
+from dgsct_jax.data.datasets.avsbench.source import AvsSource  # noqa: E402
+from dgsct_jax.data.datasets.llp import read_splits  # noqa: E402
+from dgsct_jax.data.datasets.llp.source import LlpSource  # noqa: E402
+from dgsct_jax.data.datasets.music_avqa import video_list  # noqa: E402
+from dgsct_jax.data.datasets.music_avqa.source import AvqaSource  # noqa: E402
 
 N_VIDEOS = 16
 FRAME_HW = (360, 640)  # typical YouTube frame of the LLP / MUSIC-AVQA releases
@@ -49,18 +50,11 @@ def _image(h, w, fmt) -> bytes:
   return buf.getvalue()
 
 
-def build(builder, manual):
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=str(manual)))
-  return builder
-
-
 def llp_source(root, annotations):
   manual = root / "llp"
   manual.mkdir()
   for f in (annotations / "AVVP").iterdir():
     (manual / f.name).write_bytes(f.read_bytes())
-  from dgsct_jax.data.builders.llp import read_splits
   ann = read_splits(manual)
   jpeg = _image(*FRAME_HW, "JPEG")
   for filename, _ in [r for split in ("train", "val", "test") for r in ann[split][:N_VIDEOS]]:
@@ -72,9 +66,8 @@ def llp_source(root, annotations):
     for sub, arr in (("wave", RNG.normal(size=320_000)), ("feats/r2plus1d_18", RNG.normal(size=(10, 512)))):
       (manual / "LLP_dataset" / sub).mkdir(parents=True, exist_ok=True)
       np.save(manual / "LLP_dataset" / sub / f"{vid}.npy", arr.astype(np.float32))
-  b = build(Llp(data_dir=str(root / "data"), file_format="array_record",
-                max_videos_per_split=N_VIDEOS, skip_bad=True), manual)
-  return task_sources.LlpSource(b.as_data_source(split="train"))
+  b = build.build("llp", manual, root / "data", max_videos_per_split=N_VIDEOS, skip_bad=True)
+  return LlpSource(b.as_data_source(split="train"))
 
 
 def avs_source(root):
@@ -102,9 +95,8 @@ def avs_source(root):
     np.save(base / f"s4_data/wave/{split}/dog/AVS.npy", np.array(table, dtype=object),
             allow_pickle=True)
   (base / "s4_meta_data.csv").write_text("\n".join(lines) + "\n")
-  b = build(Avsbench(config="s4", data_dir=str(root / "data"), file_format="array_record"),
-            manual)
-  return task_sources.AvsSource(b.as_data_source(split="test"))
+  b = build.build("avsbench/s4", manual, root / "data")
+  return AvsSource(b.as_data_source(split="test"))
 
 
 class _Subset:
@@ -133,12 +125,10 @@ def avqa_source(root, annotations):
       (d / f"{k:08d}.jpg").write_bytes(jpeg)
     (manual / "audio_wave").mkdir(exist_ok=True)
     np.save(manual / "audio_wave" / f"{vid}.npy", RNG.normal(size=320_000).astype(np.float32))
-  qa = build(MusicAvqa(config="qa", data_dir=str(root / "data"), file_format="array_record"),
-             manual).as_data_source(split="val")
-  videos = build(MusicAvqa(config="videos", data_dir=str(root / "data"),
-                           file_format="array_record", max_videos_per_split=N_VIDEOS),
-                 manual).as_data_source(split="val")
-  src = task_sources.AvqaSource(qa, videos)
+  qa = build.build("music_avqa/qa", manual, root / "data").as_data_source(split="val")
+  videos = build.build("music_avqa/videos", manual, root / "data",
+                       max_videos_per_split=N_VIDEOS).as_data_source(split="val")
+  src = AvqaSource(qa, videos)
   keep = [i for i in range(len(qa)) if int(qa[i]["video_index"]) < N_VIDEOS]
   return _Subset(src, keep)
 

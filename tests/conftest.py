@@ -29,27 +29,36 @@ import pytest  # noqa: E402
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 
 
+def existing_dir(path: pathlib.Path, what: str) -> pathlib.Path:
+  """`path` if it is a folder, else skip the test saying what is missing where."""
+  if not path.is_dir():
+    pytest.skip(f"{what} not found at {path}")
+  return path
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> pathlib.Path:
-  if not SHARED.is_dir():
-    pytest.skip(f"reference material not found at {SHARED}")
-  return SHARED
+  return existing_dir(SHARED, "reference material")
 
 
 @pytest.fixture(scope="session")
 def golden_dir(shared_dir) -> pathlib.Path:
-  path = shared_dir / "golden"
-  if not path.is_dir():
-    pytest.skip(f"golden fixtures not found at {path}")
-  return path
+  return existing_dir(shared_dir / "golden", "golden fixtures")
 
 
 @pytest.fixture(scope="session")
 def annotations_dir(shared_dir) -> pathlib.Path:
-  path = shared_dir / "annotations"
-  if not path.is_dir():
-    pytest.skip(f"annotation files not found at {path}")
-  return path
+  return existing_dir(shared_dir / "annotations", "annotation files")
+
+
+@pytest.fixture(scope="session")
+def llp_dir(annotations_dir) -> pathlib.Path:
+  return existing_dir(annotations_dir / "AVVP", "LLP annotations")
+
+
+@pytest.fixture(scope="session")
+def avqa_dir(annotations_dir) -> pathlib.Path:
+  return existing_dir(annotations_dir / "AVQA", "MUSIC-AVQA annotations")
 
 
 def _peak_rss_reset() -> bool:

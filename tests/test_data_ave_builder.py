@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from dgsct_jax.data import build
 from dgsct_jax.data import preprocess
 from dgsct_jax.data import records
 from dgsct_jax.data import sources
-from dgsct_jax.data.builders.ave import ave
-from dgsct_jax.data.builders.ave import build as build_cli
+from dgsct_jax.data.datasets.ave import builder as ave
 
 ANNOTATION_FILES = ("Annotations.txt", "categories.txt", "train_order.h5", "val_order.h5",
                     "test_order.h5")
@@ -48,7 +48,7 @@ def write_video(root: pathlib.Path, video_id: str, rng, num_frames=13, hw=(36, 4
 
 
 def prepare(manual_dir, data_dir, **kwargs) -> ave.Ave:
-  return build_cli.build(manual_dir, data_dir, **kwargs)
+  return build.build("ave", manual_dir, data_dir, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -240,16 +240,19 @@ def test_bad_input_stops_naming_the_file_or_is_skipped_and_counted(breaker, tmp_
 def test_mini_tree_labels_and_cli(tmp_path, capsys):
   root = tmp_path / "manual"
   folders = mini_tree(root, np.random.default_rng(1))
-  assert build_cli.main([f"--manual_dir={root}", f"--data_dir={tmp_path / 'ok'}"]) == 0
+  cli = ["--dataset=ave", f"--manual_dir={root}"]
+  assert build.main(cli + [f"--data_dir={tmp_path / 'ok'}"]) == 0
+  assert "ave built in" in capsys.readouterr().out
   data = ave.Ave(data_dir=tmp_path / "ok").as_data_source(split="val")
   labels = {data[i]["video_id"]: list(data[i]["label"]) for i in range(len(data))}
   assert labels == {b"vidB": [28, 28, 5, 5, 5, 5, 5, 28, 28, 28], b"vidD": [28] * 10}
-  break_corrupt_jpeg(root, folders["vidB"])
-  assert build_cli.main([f"--manual_dir={root}", f"--data_dir={tmp_path / 'bad'}"]) == 1
-  assert "corrupt JPEG" in capsys.readouterr().err
-  assert build_cli.main([f"--manual_dir={root}", f"--data_dir={tmp_path / 'skip'}",
-                         "--skip_bad"]) == 0
-  assert "skipped 1 videos" in capsys.readouterr().out
+  bad = break_corrupt_jpeg(root, folders["vidB"])
+  assert build.main(cli + [f"--data_dir={tmp_path / 'bad'}"]) == 1
+  err = capsys.readouterr().err
+  assert "corrupt JPEG" in err and "AVE val row 1 (vidB)" in err and str(bad) in err
+  assert build.main(cli + [f"--data_dir={tmp_path / 'skip'}", "--skip_bad"]) == 0
+  out = capsys.readouterr().out
+  assert "skipped 1 videos" in out and "'val': 1" in out
 
 
 def test_frame_numbering_gap_and_non_jpeg_are_errors(tmp_path):
@@ -264,6 +267,15 @@ def test_frame_numbering_gap_and_non_jpeg_are_errors(tmp_path):
   (tmp_path / "x.jpg").write_bytes(png.getvalue())
   with pytest.raises(records.BadMediaError, match="not a JPEG"):
     records.read_jpeg(tmp_path / "x.jpg")
+
+
+def test_max_videos_per_split(tmp_path):
+  root = tmp_path / "manual"
+  mini_tree(root, np.random.default_rng(3))
+  builder = prepare(root, tmp_path / "data", max_videos_per_split=1)
+  assert {k: s.num_examples for k, s in builder.info.splits.items()} == {
+      "train": 1, "val": 1, "test": 1}
+  assert builder.as_data_source(split="val")[0]["video_id"] == b"vidB"
 
 
 def test_split_with_every_video_skipped_is_a_clear_error(tmp_path):

@@ -12,7 +12,7 @@ from PIL import Image
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from dgsct_jax.data import task_media  # noqa: E402
-from dgsct_jax.data.builders.avsbench import Avsbench, read_meta  # noqa: E402
+from dgsct_jax.data.datasets.avsbench import Avsbench, read_meta  # noqa: E402
 
 VIDEOS = {"train": ["-tr0_a", "tr1_b"], "val": ["va0_c"], "test": ["te0_d", "te1_e"]}
 CATS = {"-tr0_a": "dog", "tr1_b": "baby_laughter", "va0_c": "dog", "te0_d": "car", "te1_e": "dog"}
@@ -137,15 +137,60 @@ def test_bad_media_strict_and_skip(tmp_path):
 
 def test_source_decodes_like_the_reference_loader(tmp_path):
   """AvsSource: ToTensor (/255) + ImageNet Normalize at 224, masks as float {0, 1}."""
-  from dgsct_jax.data import task_sources
+  from dgsct_jax.data.datasets.avsbench.source import AvsSource
   manual = tmp_path / "manual"
   truth = _tree(manual, "s4")
   b = Avsbench(config="s4", data_dir=str(tmp_path / "data"), file_format="array_record")
   b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
-  el = task_sources.AvsSource(b.as_data_source(split="train"))[0]
+  el = AvsSource(b.as_data_source(split="train"))[0]
   frames, masks, _ = truth["-tr0_a"]
   rgb = np.asarray(Image.open(io.BytesIO(frames[2])).convert("RGB"), np.float32)
   want = (rgb[3, 4, 1] / np.float32(255) - np.float32(0.456)) / np.float32(0.224)
   assert el["frames"].shape == (5, 3, 16, 16) and el["frames"][2, 1, 3, 4] == want
   np.testing.assert_array_equal(el["masks"][0], masks[0])
   assert el["masks"][1:].sum() == 0 and el["mask_valid"].tolist() == [True] + [False] * 4
+
+
+def test_cli_builds_both_subsets(tmp_path, capsys):
+  from dgsct_jax.data import build
+  from dgsct_jax.data import sources
+  manual = tmp_path / "manual"
+  _tree(manual, "s4")
+  _tree(manual, "ms3")
+  assert build.main(["--dataset=avsbench", f"--manual_dir={manual}",
+                     f"--data_dir={tmp_path / 'data'}"]) == 0
+  out = capsys.readouterr().out
+  assert "avsbench/s4 built in" in out and "avsbench/ms3 built in" in out
+  for subset in ("s4", "ms3"):
+    for split, names in VIDEOS.items():
+      assert len(sources.get_source(f"avsbench/{subset}", split, tmp_path / "data")) == len(names)
+
+
+def test_cli_bad_media_exit_status_and_skip(tmp_path, capsys):
+  from dgsct_jax.data import build
+  manual = tmp_path / "manual"
+  _tree(manual, "ms3")
+  bad = manual / "Multi-sources/ms3_data/gt_masks/test/te1_e/te1_e_3.png"
+  bad.unlink()
+  argv = ["--dataset=avsbench/ms3", f"--manual_dir={manual}"]
+  assert build.main(argv + [f"--data_dir={tmp_path / 'a'}"]) == 1
+  err = capsys.readouterr().err
+  assert "AVSBench ms3 test te1_e (meta line 6)" in err and str(bad) in err
+  assert build.main(argv + [f"--data_dir={tmp_path / 'b'}", "--skip_bad"]) == 0
+  out = capsys.readouterr().out
+  assert "'test': 1" in out and "skipped 1 videos with bad or missing media" in out
+
+
+def test_split_with_every_video_skipped_is_a_clear_error(tmp_path, capsys):
+  from dgsct_jax.data import build
+  from dgsct_jax.data import records
+  manual = tmp_path / "manual"
+  _tree(manual, "ms3")
+  for name in VIDEOS["test"]:
+    (manual / f"Multi-sources/ms3_data/gt_masks/test/{name}/{name}_1.png").unlink()
+  with pytest.raises(records.BadMediaError,
+                     match=r"AVSBench ms3 test: all 2 videos were skipped .*te0_d_1\.png"):
+    build.build("avsbench/ms3", manual, tmp_path / "a", skip_bad=True)
+  assert build.main(["--dataset=avsbench/ms3", f"--manual_dir={manual}",
+                     f"--data_dir={tmp_path / 'b'}", "--skip_bad"]) == 1
+  assert "all 2 videos were skipped" in capsys.readouterr().err

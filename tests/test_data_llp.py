@@ -13,14 +13,6 @@ tfds = pytest.importorskip("tensorflow_datasets")
 N = 2  # videos with media per split (`max_videos_per_split`)
 
 
-@pytest.fixture(scope="module")
-def llp_dir(annotations_dir):
-  root = annotations_dir / "AVVP"
-  if not root.is_dir():
-    pytest.skip(f"LLP annotations not found at {root}")
-  return root
-
-
 def _jpeg(seed: int) -> bytes:
   rng = np.random.default_rng(seed)
   buf = io.BytesIO()
@@ -29,7 +21,7 @@ def _jpeg(seed: int) -> bytes:
 
 
 def _media_tree(manual, llp_dir, skip_broken: bool = False):
-  from dgsct_jax.data.builders.llp import read_splits
+  from dgsct_jax.data.datasets.llp import read_splits
   for f in llp_dir.iterdir():
     shutil.copy(f, manual / f.name)
   ann = read_splits(manual)
@@ -56,7 +48,7 @@ def _media_tree(manual, llp_dir, skip_broken: bool = False):
 
 
 def test_read_splits_counts_on_real_csvs(llp_dir):
-  from dgsct_jax.data.builders.llp import SPLIT_SIZES, read_splits
+  from dgsct_jax.data.datasets.llp import SPLIT_SIZES, read_splits
   ann = read_splits(llp_dir)
   assert {s: len(ann[s]) for s in SPLIT_SIZES} == {"train": 10_000, "val": 649, "test": 1_200}
   # spec §1.1 says "mean 1.61 labels per video, max 7" for train: the mean holds, but
@@ -70,7 +62,7 @@ def test_read_splits_counts_on_real_csvs(llp_dir):
 
 
 def test_build_and_read_back(llp_dir, tmp_path):
-  from dgsct_jax.data.builders.llp import Llp
+  from dgsct_jax.data.datasets.llp import Llp
   manual = tmp_path / "manual"
   manual.mkdir()
   ann, truth = _media_tree(manual, llp_dir)
@@ -107,7 +99,7 @@ def test_build_and_read_back(llp_dir, tmp_path):
 
 def test_bad_media_strict_and_skip(llp_dir, tmp_path):
   from dgsct_jax.data import records
-  from dgsct_jax.data.builders.llp import Llp
+  from dgsct_jax.data.datasets.llp import Llp
   manual = tmp_path / "manual"
   manual.mkdir()
   _media_tree(manual, llp_dir, skip_broken=True)
@@ -121,3 +113,24 @@ def test_bad_media_strict_and_skip(llp_dir, tmp_path):
   lenient.download_and_prepare(download_config=config)
   assert len(lenient.as_data_source(split="val")) == N - 1
   assert lenient.skip_report.count("val") == 1
+
+
+def test_cli_build_bad_media_and_skip(llp_dir, tmp_path, capsys):
+  from dgsct_jax.data import build
+  from dgsct_jax.data import sources
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  _media_tree(manual, llp_dir)
+  argv = ["--dataset=llp", f"--manual_dir={manual}", f"--annotations_dir={llp_dir}",
+          f"--max_videos_per_split={N}"]
+  assert build.main(argv + [f"--data_dir={tmp_path / 'ok'}"]) == 0
+  assert "llp built in" in capsys.readouterr().out
+  for split in ("train", "val", "test"):
+    assert len(sources.get_source("llp", split, tmp_path / "ok", image_size=(16, 16))) == N
+  ann, _ = _media_tree(manual, llp_dir, skip_broken=True)
+  bad = manual / "LLP_dataset" / "frame" / ann["val"][1][0][:11] / "00000004.jpg"
+  assert build.main(argv + [f"--data_dir={tmp_path / 'strict'}"]) == 1
+  err = capsys.readouterr().err
+  assert f"LLP val row 1 ({ann['val'][1][0]})" in err and str(bad) in err
+  assert build.main(argv + [f"--data_dir={tmp_path / 'skip'}", "--skip_bad"]) == 0
+  assert "skipped 1 videos" in capsys.readouterr().out

@@ -28,14 +28,6 @@ TYPE_COUNTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def avqa_dir(annotations_dir):
-  root = annotations_dir / "AVQA"
-  if not root.is_dir():
-    pytest.skip(f"MUSIC-AVQA annotations not found at {root}")
-  return root
-
-
 def test_vocab_dumps_and_tokenisation(avqa_dir):
   ques = avqa_text.read_vocab_dump(avqa_dir / "ques_vocab.txt", 93)
   ans = avqa_text.read_vocab_dump(avqa_dir / "ans_vocab.txt", 42)
@@ -81,7 +73,7 @@ def test_template_filling_and_vocab_order():
 
 
 def test_qa_build_on_real_jsons(avqa_dir, tmp_path):
-  from dgsct_jax.data.builders.music_avqa import MusicAvqa
+  from dgsct_jax.data.datasets.music_avqa import MusicAvqa
   manual = tmp_path / "manual"
   (manual / "json").mkdir(parents=True)
   for name in ("ques_vocab.txt", "ans_vocab.txt"):
@@ -126,7 +118,7 @@ def _jpeg(seed):
 
 def test_videos_build_tiny_tree(avqa_dir, tmp_path):
   from dgsct_jax.data import records
-  from dgsct_jax.data.builders.music_avqa import MusicAvqa, video_list
+  from dgsct_jax.data.datasets.music_avqa import MusicAvqa, video_list
   manual = tmp_path / "manual"
   (manual / "json").mkdir(parents=True)
   shutil.copy(avqa_dir / "avqa-val.json", manual / "json" / "avqa-val.json")

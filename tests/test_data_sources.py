@@ -9,7 +9,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 
 from dgsct_jax.data import records  # noqa: E402
 from dgsct_jax.data import sources  # noqa: E402
-from dgsct_jax.data import task_sources  # noqa: E402
+from dgsct_jax.data.datasets.music_avqa.source import AvqaSource  # noqa: E402
 
 NUM_VIDEOS = 7  # > 6: the reference rule (id // 60) must leave video 0 something to draw.
 SIZE = (8, 8)
@@ -41,7 +41,7 @@ def _write_tree(root):
 
 
 def _build(manual, data_dir, **kwargs):
-  from dgsct_jax.data.builders.music_avqa import MusicAvqa  # pylint: disable=g-import-not-at-top
+  from dgsct_jax.data.datasets.music_avqa import MusicAvqa  # pylint: disable=g-import-not-at-top
   config = tfds.download.DownloadConfig(manual_dir=str(manual))
   for name in ("qa", "videos"):
     MusicAvqa(config=name, data_dir=str(data_dir), file_format="array_record",
@@ -94,22 +94,22 @@ def test_avqa_source_joins_videos_and_draws_seeded_negatives(avqa):
 
 
 def records_of(data_dir):
-  from dgsct_jax.data.builders.music_avqa import MusicAvqa  # pylint: disable=g-import-not-at-top
+  from dgsct_jax.data.datasets.music_avqa import MusicAvqa  # pylint: disable=g-import-not-at-top
   return MusicAvqa(config="videos", data_dir=str(data_dir)).as_data_source(split="val")
 
 
 def test_negative_rules():
-  src = task_sources.AvqaSource([], [None] * NUM_VIDEOS)
+  src = AvqaSource([], [None] * NUM_VIDEOS)
   draws = {v: np.concatenate([src._negatives(i, v, NUM_VIDEOS) for i in range(200)])
            for v in range(NUM_VIDEOS)}
   for v, ids in draws.items():
     assert (ids // 60 != v).all() and ids.min() >= 0 and ids.max() < 10 * NUM_VIDEOS
   assert (draws[6] // 10 == 6).any()  # The reference rule lets a video be its own negative.
-  strict = task_sources.AvqaSource([], [None] * NUM_VIDEOS, reference_negative_rule=False)
+  strict = AvqaSource([], [None] * NUM_VIDEOS, reference_negative_rule=False)
   for v in range(NUM_VIDEOS):
     assert all((strict._negatives(i, v, NUM_VIDEOS) // 10 != v).all() for i in range(50))
   with pytest.raises(ValueError, match="no negative frame can be drawn"):
-    task_sources.AvqaSource([], [None] * 6)._negatives(0, 0, 6)
+    AvqaSource([], [None] * 6)._negatives(0, 0, 6)
 
 
 def test_avqa_source_with_a_skipped_video(avqa):
@@ -127,11 +127,31 @@ def test_avqa_source_with_a_skipped_video(avqa):
     src[4]  # a question of the skipped video
 
 
+def test_cli_builds_both_configs_and_reports_bad_media(tmp_path, capsys):
+  from dgsct_jax.data import build  # pylint: disable=g-import-not-at-top
+  samples = _write_tree(tmp_path / "manual")
+  argv = ["--dataset=music_avqa", f"--manual_dir={tmp_path / 'manual'}"]
+  assert build.main(argv + [f"--data_dir={tmp_path / 'ok'}"]) == 0
+  out = capsys.readouterr().out
+  assert "music_avqa/qa built in" in out and "music_avqa/videos built in" in out
+  assert len(sources.get_source("music_avqa", "val", tmp_path / "ok", image_size=SIZE)) == len(
+      samples)
+  bad = tmp_path / "manual" / "audio_wave" / "v02.npy"
+  bad.unlink()
+  assert build.main(argv + [f"--data_dir={tmp_path / 'strict'}"]) == 1
+  err = capsys.readouterr().err
+  assert "MUSIC-AVQA videos val video v02" in err and str(bad) in err
+  assert build.main(argv + [f"--data_dir={tmp_path / 'skip'}", "--skip_bad"]) == 0
+  assert "skipped 1 videos" in capsys.readouterr().out
+  assert len(records_of(tmp_path / "skip")) == NUM_VIDEOS - 1
+
+
 def test_get_source_names_and_errors(tmp_path):
   with pytest.raises(ValueError, match="known: ave, llp, avsbench/s4, avsbench/ms3, music_avqa"):
     sources.get_source("avsbench", "val")
   for name in ("ave", "llp", "avsbench/s4", "avsbench/ms3", "music_avqa"):
-    with pytest.raises(FileNotFoundError, match=f"{name}.* is not built in {tmp_path}"):
+    with pytest.raises(FileNotFoundError, match=f"{name}.* is not built in {tmp_path}.*"
+                       f"python -m dgsct_jax.data.build --dataset={name}"):
       sources.get_source(name, "val", tmp_path)
   with pytest.raises(ValueError, match="224x224"):
     sources.get_source("avsbench/s4", "val", tmp_path, image_size=(192, 192))

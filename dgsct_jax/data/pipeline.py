@@ -7,8 +7,7 @@ and the synthetic dataset an element is
   frames   float32 (T, 3, H, W)  ImageNet-normalised, NCHW like PyTorch
                                  (T = 10 segments, H = W = 192 for AVE);
   audio    float32 (T, S)        raw 1-s segments (S = 32000 for AVE); the model
-                                 tiles them to 320 000 samples on device
-                                 (`preprocess.tile_audio`);
+                                 tiles them to 320 000 samples on device;
   label    float32 (T, C + 1)    one-hot per segment, last index = background;
   video_id str
 
@@ -84,7 +83,25 @@ def make_dataset(source, *, batch_size: int, shuffle: bool = True, seed: int = 0
                  worker_count: int = 0, worker_buffer_size: int = 2,
                  read_threads: int = 1, prefetch: int = 2,
                  transforms: Sequence[Callable[[dict], dict]] = ()) -> grain.IterDataset:
-  """The pipeline as a grain `IterDataset` (see `make_pipeline` for arguments)."""
+  """The pipeline as a grain `IterDataset` of process-local batches.
+
+  Args:
+    source: random-access source of element dicts (`sources.get_source`).
+    batch_size: per-process batch size; every batch is full.
+    shuffle, seed: seeded shuffle of the shard, different in every epoch.
+    num_epochs: passes over the shard; None repeats forever (training).
+      Epochs are concatenated before batching, so a batch may span two.
+    shard_index, shard_count: default `jax.process_index()/process_count()`.
+    pad_remainder: evaluation mode: keep every element once (use num_epochs=1,
+      shuffle=False) and pad shards and the last batch with `mask=False`
+      copies; otherwise the shard's remainder after equal sharding and the
+      last partial batch are dropped.
+    worker_count: grain worker processes (0: decode in this process).
+    worker_buffer_size: batches buffered per worker.
+    read_threads, prefetch: threads reading/decoding elements and their
+      buffer in batches (per process, or per worker with worker_count > 0).
+    transforms: callables element -> element, applied before batching.
+  """
   if shard_index is None or shard_count is None:
     import jax  # pylint: disable=g-import-not-at-top
     shard_index, shard_count = jax.process_index(), jax.process_count()
@@ -108,36 +125,10 @@ def make_dataset(source, *, batch_size: int, shuffle: bool = True, seed: int = 0
   return ds
 
 
-def make_pipeline(source, *, batch_size: int, shuffle: bool = True, seed: int = 0,
-                  num_epochs: int | None = None, shard_index: int | None = None,
-                  shard_count: int | None = None, pad_remainder: bool = False,
-                  worker_count: int = 0, worker_buffer_size: int = 2,
-                  read_threads: int = 1, prefetch: int = 2,
-                  transforms: Sequence[Callable[[dict], dict]] = ()) -> grain.DatasetIterator:
-  """A checkpointable iterator of process-local batches.
+def make_pipeline(source, **kwargs) -> grain.DatasetIterator:
+  """A checkpointable iterator of process-local batches: `iter(make_dataset(...))`.
 
-  Args:
-    source: random-access source of element dicts (`sources.get_source`).
-    batch_size: per-process batch size; every batch is full.
-    shuffle, seed: seeded shuffle of the shard, different in every epoch.
-    num_epochs: passes over the shard; None repeats forever (training).
-      Epochs are concatenated before batching, so a batch may span two.
-    shard_index, shard_count: default `jax.process_index()/process_count()`.
-    pad_remainder: evaluation mode: keep every element once (use num_epochs=1,
-      shuffle=False) and pad shards and the last batch with `mask=False`
-      copies; otherwise the shard's remainder after equal sharding and the
-      last partial batch are dropped.
-    worker_count: grain worker processes (0: decode in this process).
-    worker_buffer_size: batches buffered per worker.
-    read_threads, prefetch: threads reading/decoding elements and their
-      buffer in batches (per process, or per worker with worker_count > 0).
-    transforms: callables element -> element, applied before batching.
-
-  Returns:
-    a grain `DatasetIterator`; `get_state()` / `set_state()` checkpoint it.
+  Takes `make_dataset`'s keyword arguments. `get_state()` / `set_state()` on
+  the iterator checkpoint and restore its position.
   """
-  return iter(make_dataset(
-      source, batch_size=batch_size, shuffle=shuffle, seed=seed, num_epochs=num_epochs,
-      shard_index=shard_index, shard_count=shard_count, pad_remainder=pad_remainder,
-      worker_count=worker_count, worker_buffer_size=worker_buffer_size,
-      read_threads=read_threads, prefetch=prefetch, transforms=transforms))
+  return iter(make_dataset(source, **kwargs))

@@ -7,7 +7,8 @@ Reference (DG-SCT/AVE/dataloader.py, spec/dgsct_core.md §1.3), per video:
   mode='bicubic', align_corners=False, antialias=False)` (A = -0.75,
   out-of-range taps clamped to the border, no clamping of the result), then
   ImageNet-normalised (`normalize_chw`);
-* audio: `wave.view(10, 32000)`, each row repeated until 320 000 samples.
+* audio: `wave.view(10, 32000)`, each row repeated until 320 000 samples;
+  this project's model does that on device, so the host keeps (10, 32000).
 
 The bicubic kernel is `dgsct_jax.models.resize` (PyTorch's taps, bit for bit;
 `jax.image.resize` and PIL differ, see tests/test_data_preprocess.py). On the
@@ -112,16 +113,3 @@ def preprocess_frame(image_u8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   if image_u8.ndim != 3 or image_u8.shape[-1] != 3:
     raise ValueError(f"expected an (H, W, 3) RGB frame, got shape {image_u8.shape}")
   return normalize_chw(resize_bicubic(to_unit(image_u8), size))
-
-
-def tile_audio_np(wave: np.ndarray, length: int = 320_000) -> np.ndarray:
-  """(..., n) -> (..., length): the reference's `while <length: cat(x, x)`, truncated."""
-  reps = -(-length // wave.shape[-1])
-  return np.tile(wave, (1,) * (wave.ndim - 1) + (reps,))[..., :length]
-
-
-def tile_audio(wave, length: int = 320_000):
-  """jnp version of `tile_audio_np`, for tiling on device (saves host bandwidth)."""
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  reps = -(-length // wave.shape[-1])
-  return jnp.tile(wave, (1,) * (wave.ndim - 1) + (reps,))[..., :length]

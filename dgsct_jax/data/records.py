@@ -1,8 +1,9 @@
-"""Builder machinery shared by the AVE, AVVP, AVS and AVQA TFDS builders.
+"""Record machinery shared by the AVE, AVVP, AVS and AVQA builders and sources.
 
 Media trees of the official releases look like `frames/<video_id>/<n>.jpg`
 (frames numbered 1..n) and `wave/<video_id>.npy`. Builders read them through
-this module so that every dataset gets the same bad-input policy:
+this module (and `datasets.base.MediaBuilder`) so that every dataset gets the
+same bad-input policy:
 
 * strict (default): the first missing folder, short frame list, corrupt JPEG,
   truncated or wrong-shaped waveform stops the build with a `BadMediaError`
@@ -13,7 +14,7 @@ this module so that every dataset gets the same bad-input policy:
 Nothing is dropped silently. Frames are stored as the original JPEG bytes
 (no re-encoding, so storage is lossless w.r.t. the release), verified by a
 full decode at build time; decoding for training happens in the input
-pipeline (`decode_rgb`).
+pipeline (`decode_rgb`, `decode_frames`, in each dataset's `source.py`).
 """
 import collections
 import dataclasses
@@ -167,6 +168,11 @@ def decode_rgb(data: bytes) -> np.ndarray:
 def decode_frames(jpegs, size: tuple[int, int]) -> np.ndarray:
   """Sequence of JPEG bytes -> float32 (T, 3, h, w), resized and normalised."""
   return np.stack([preprocess.preprocess_frame(decode_rgb(b), size) for b in jpegs])
+
+
+def as_str(value) -> str:
+  """A stored Text feature (bytes when read back from ArrayRecord) as str."""
+  return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def one_hot_segments(labels: np.ndarray, num_labels: int) -> np.ndarray:

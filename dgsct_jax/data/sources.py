@@ -1,101 +1,27 @@
 """`get_source(name, split, ...)`: random-access sources of decoded element dicts.
 
-Names: 'ave', 'synthetic' (AVE-format elements, see `pipeline.py`), and the
-task sources of `task_sources.py`: 'llp', 'avsbench/s4', 'avsbench/ms3',
-'music_avqa'. Every source is served by the same grain pipeline. Decoding
-happens in `__getitem__`, hence inside grain's read threads / worker processes.
+Names: 'synthetic' (AVE-format elements generated per index, `synthetic.py`)
+and the TFDS datasets of `dgsct_jax.data.datasets`: 'ave', 'llp',
+'avsbench/s4', 'avsbench/ms3', 'music_avqa', each served by the
+`source.make_source` of its package. Every source is served by the same grain
+pipeline (`pipeline.py`). Decoding happens in `__getitem__`, hence inside
+grain's read threads / worker processes.
 """
 import dataclasses
+import importlib
 
-import numpy as np
-
-from dgsct_jax.data import records
 from dgsct_jax.data import synthetic
-from dgsct_jax.data import task_sources
 
-
-@dataclasses.dataclass
-class AveSource:
-  """AVE records from `builder.as_data_source()`, decoded to element dicts.
-
-  Frames: JPEG bytes -> uint8 RGB -> torch-exact bicubic resize to
-  `image_size` -> ImageNet normalisation (the reference's preprocessing).
-  """
-  records: object  # tfds ArrayRecord data source of one split
-  image_size: tuple[int, int] = (192, 192)
-  num_labels: int = 29
-
-  def __len__(self) -> int:
-    return len(self.records)
-
-  def __getitem__(self, index: int) -> dict:
-    return decode_ave(self.records[int(index)], self.image_size, self.num_labels)
-
-
-def decode_ave(record: dict, image_size=(192, 192), num_labels: int = 29) -> dict:
-  """One stored AVE record -> element dict (frames, audio, label, video_id)."""
-  video_id = record["video_id"]
-  return {
-      "frames": records.decode_frames(record["frames"], image_size),
-      "audio": np.asarray(record["audio"], np.float32),
-      "label": records.one_hot_segments(np.asarray(record["label"]), num_labels),
-      "video_id": video_id.decode() if isinstance(video_id, bytes) else str(video_id),
-  }
-
-
-def _built(builder, name: str, how: str | None = None):
-  """The builder, after checking that its dataset exists on disk."""
-  if not (builder.data_path / "dataset_info.json").exists():
-    how = how or f"see dgsct_jax/data/builders/{name.split('/')[0]}/README.md"
-    raise FileNotFoundError(f"{name} is not built in {builder.data_path}; build it once "
-                            f"({how}) and pass its data_dir")
-  return builder
-
-
-def _ave(split, data_dir, image_size, **kwargs):
-  from dgsct_jax.data.builders.ave import ave  # pylint: disable=g-import-not-at-top
-  builder = _built(ave.Ave(data_dir=data_dir), "ave", "`python -m dgsct_jax.data.builders.ave."
-                   "build --manual_dir=<AVE folder> --data_dir=<dir>`")
-  num_labels = builder.info.features["label"].feature.num_classes
-  return AveSource(builder.as_data_source(split=split), image_size or (192, 192), num_labels,
-                   **kwargs)
-
-
-def _llp(split, data_dir, image_size, **kwargs):
-  from dgsct_jax.data.builders.llp import Llp  # pylint: disable=g-import-not-at-top
-  builder = _built(Llp(data_dir=data_dir), "llp")
-  return task_sources.LlpSource(builder.as_data_source(split=split), image_size or (192, 192),
-                                **kwargs)
-
-
-def _avsbench(subset):
-  def make(split, data_dir, image_size, **kwargs):
-    from dgsct_jax.data.builders.avsbench import Avsbench  # pylint: disable=g-import-not-at-top
-    if image_size is not None:
-      raise ValueError("avsbench frames keep their stored 224x224 size (the model resizes); "
-                       f"image_size={image_size} is not supported")
-    builder = _built(Avsbench(config=subset, data_dir=data_dir), f"avsbench/{subset}")
-    return task_sources.AvsSource(builder.as_data_source(split=split), **kwargs)
-  return make
-
-
-def _music_avqa(split, data_dir, image_size, **kwargs):
-  from dgsct_jax.data.builders.music_avqa import MusicAvqa  # pylint: disable=g-import-not-at-top
-  qa = _built(MusicAvqa(config="qa", data_dir=data_dir), "music_avqa/qa")
-  videos = _built(MusicAvqa(config="videos", data_dir=data_dir), "music_avqa/videos")
-  return task_sources.AvqaSource(qa.as_data_source(split=split),
-                                 videos.as_data_source(split=split), image_size or (192, 192),
-                                 **kwargs)
-
-
-_TFDS_SOURCES = {
-    "ave": _ave,
-    "llp": _llp,
-    "avsbench/s4": _avsbench("s4"),
-    "avsbench/ms3": _avsbench("ms3"),
-    "music_avqa": _music_avqa,
+# Source name -> (package in dgsct_jax.data.datasets, fixed arguments of its
+# `source.make_source`). Imported on use: only these need TFDS.
+_DATASETS = {
+    "ave": ("ave", {}),
+    "llp": ("llp", {}),
+    "avsbench/s4": ("avsbench", {"subset": "s4"}),
+    "avsbench/ms3": ("avsbench", {"subset": "ms3"}),
+    "music_avqa": ("music_avqa", {}),
 }
-KNOWN_SOURCES = (*_TFDS_SOURCES, "synthetic")
+KNOWN_SOURCES = (*_DATASETS, "synthetic")
 
 
 def get_source(name: str, split: str, data_dir=None, *, image_size=None, size=None,
@@ -105,7 +31,7 @@ def get_source(name: str, split: str, data_dir=None, *, image_size=None, size=No
   Args:
     name: one of `KNOWN_SOURCES`: 'ave', 'llp', 'avsbench/s4', 'avsbench/ms3',
       'music_avqa' (TFDS datasets built once from the releases, see
-      dgsct_jax/data/builders/*/README.md) or 'synthetic'.
+      dgsct_jax/data/datasets/*/README.md) or 'synthetic'.
     split: 'train', 'val' or 'test'; for the TFDS datasets any split spec
       ('train[:10%]'); music_avqa joins the qa and videos configs of the split.
     data_dir: TFDS data dir (default: TFDS's, ~/tensorflow_datasets).
@@ -113,12 +39,14 @@ def get_source(name: str, split: str, data_dir=None, *, image_size=None, size=No
       for 'synthetic' (pass `config` to change it there); not for avsbench.
     size: number of videos of a synthetic split (default per split).
     config: `synthetic.SyntheticConfig` (classes, frame size, samples, seed).
-    **source_kwargs: fields of the task source, e.g. AvqaSource's `seed`,
+    **source_kwargs: fields of the dataset's source, e.g. AvqaSource's `seed`,
       `negatives`, `reference_negative_rule`.
   """
   image_size = tuple(image_size) if image_size is not None else None
-  if name in _TFDS_SOURCES:
-    return _TFDS_SOURCES[name](split, data_dir, image_size, **source_kwargs)
+  if name in _DATASETS:
+    package, fixed = _DATASETS[name]
+    source = importlib.import_module(f"dgsct_jax.data.datasets.{package}.source")
+    return source.make_source(split, data_dir, image_size, **fixed, **source_kwargs)
   if name == "synthetic":
     if source_kwargs:
       raise TypeError(f"synthetic takes no source options, got {sorted(source_kwargs)}")

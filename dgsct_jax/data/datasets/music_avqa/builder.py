@@ -27,6 +27,7 @@ import tensorflow_datasets as tfds
 
 from dgsct_jax.data import avqa_text
 from dgsct_jax.data import records
+from dgsct_jax.data.datasets import base
 from dgsct_jax.metrics import avqa as avqa_metrics
 
 NUM_SEGMENTS = 10
@@ -67,18 +68,16 @@ def vocabularies(manual) -> tuple[list[str], list[str]]:
   return ques, ans
 
 
-class MusicAvqaConfig(tfds.core.BuilderConfig):
-  """`name`: qa (questions) or videos (frames and audio)."""
-
-
-class MusicAvqa(tfds.core.GeneratorBasedBuilder):
+class MusicAvqa(base.MediaBuilder):
   """MUSIC-AVQA QA pairs (tokenised as the reference) and their videos."""
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: DG-SCT AVQA inputs."}
   BUILDER_CONFIGS = [
-      MusicAvqaConfig(name="qa", description="QA pairs: tokens, answer, type, video index."),
-      MusicAvqaConfig(name="videos", description="Per video: 10 JPEG frames, 10 x 1 s audio."),
+      tfds.core.BuilderConfig(name="qa",
+                              description="QA pairs: tokens, answer, type, video index."),
+      tfds.core.BuilderConfig(name="videos",
+                              description="Per video: 10 JPEG frames, 10 x 1 s audio."),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
   Put the DG-SCT `data/AVQA` folder in `manual_dir`:
@@ -86,25 +85,26 @@ class MusicAvqa(tfds.core.GeneratorBasedBuilder):
     ques_vocab.txt, ans_vocab.txt
     frames/<video_id>/00000001.jpg ...     (frames.zip of the DG-SCT README)
     audio_wave/<video_id>.npy              (320 000 float samples)
-  See dgsct_jax/data/builders/music_avqa/README.md.
+  See dgsct_jax/data/datasets/music_avqa/README.md.
   """
+  DISPLAY_NAME = "MUSIC-AVQA"
+  HOMEPAGE = "https://gewu-lab.github.io/MUSIC-AVQA/"
+  CITATION = """@inproceedings{li2022learning, title={Learning to Answer Questions in
+Dynamic Audio-Visual Scenarios}, author={Li, Guangyao and others}, booktitle={CVPR},
+year={2022}}"""
 
-  def __init__(self, *, skip_bad: bool = False, max_videos_per_split: int | None = None,
-               min_frames: int = NUM_SEGMENTS, **kwargs):
-    """skip_bad: leave out videos with bad media (`self.skip_report`) instead of stopping;
+  def __init__(self, *, min_frames: int = NUM_SEGMENTS, **kwargs):
+    """Options besides `base.MediaBuilder`'s (skip_bad, max_videos_per_split).
 
-    max_videos_per_split (videos config): only the first N videos of each
-    split's list; min_frames: fewer available frames is bad input.
+    min_frames: fewer available frames is bad input.
+    The media options act on the videos config; the qa config reads no media.
     """
-    self.skip_bad = skip_bad
-    self.max_videos_per_split = max_videos_per_split
     self.min_frames = min_frames
-    self.skip_report = records.SkipReport()
     super().__init__(**kwargs)
 
-  def _info(self) -> tfds.core.DatasetInfo:
+  def _features(self) -> dict:
     if self.builder_config.name == "qa":
-      features = {
+      return {
           "row": tfds.features.Tensor(shape=(), dtype=np.int32),
           "question_id": tfds.features.Tensor(shape=(), dtype=np.int32),
           "video_id": tfds.features.Text(),
@@ -117,26 +117,12 @@ class MusicAvqa(tfds.core.GeneratorBasedBuilder):
           "answer": tfds.features.ClassLabel(num_classes=avqa_text.NUM_ANSWERS),
           "answer_text": tfds.features.Text(),
       }
-    else:
-      features = {
-          "video_id": tfds.features.Text(),
-          "video_index": tfds.features.Tensor(shape=(), dtype=np.int32),
-          "frames": tfds.features.Tensor(shape=(NUM_SEGMENTS,), dtype=np.object_),
-          "num_frames": tfds.features.Tensor(shape=(), dtype=np.int32),
-          "audio": tfds.features.Tensor(shape=(NUM_SEGMENTS, SAMPLE_RATE), dtype=np.float32),
-      }
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict(features),
-        supervised_keys=None,
-        # Keep annotation order (keys are zero-padded row numbers; TFDS writes
-        # them sorted): the reference metrics depend on it (AVS batches of 4 in
-        # CSV order, AVQA types by json row). Grain shuffles for training.
-        disable_shuffling=True,
-        homepage="https://gewu-lab.github.io/MUSIC-AVQA/",
-        citation="""@inproceedings{li2022learning, title={Learning to Answer Questions in
-Dynamic Audio-Visual Scenarios}, author={Li, Guangyao and others}, booktitle={CVPR},
-year={2022}}""",
-    )
+    return {
+        **base.media_features(NUM_SEGMENTS, SAMPLE_RATE),
+        "video_id": tfds.features.Text(),
+        "video_index": tfds.features.Tensor(shape=(), dtype=np.int32),
+        "num_frames": tfds.features.Tensor(shape=(), dtype=np.int32),
+    }
 
   def _split_generators(self, dl_manager):
     manual = pathlib.Path(dl_manager.manual_dir)
@@ -182,24 +168,14 @@ year={2022}}""",
       }
 
   def _generate_videos(self, samples, *, manual: pathlib.Path, split: str):
-    videos = video_list(samples)[:self.max_videos_per_split]
-    for i, vid in enumerate(videos):
-      key = f"{i:05d}_{vid}"
-      try:
-        frames, available = records.select_frames(manual / "frames" / vid, NUM_SEGMENTS,
-                                                  self.min_frames)
-        audio = records.load_wave(manual / "audio_wave" / f"{vid}.npy", NUM_SEGMENTS,
-                                  SAMPLE_RATE)
-      except records.BadMediaError as e:
-        if not self.skip_bad:
-          raise records.BadMediaError(f"MUSIC-AVQA {split} video {vid}: {e}\n"
-                                      "Fix the file or build with skip_bad=True.") from e
-        self.skip_report.add(split, key, str(e))
-        continue
-      yield key, {"video_id": vid, "video_index": i, "frames": np.array(frames, dtype=object),
-                  "num_frames": available, "audio": audio}
-    if self.skip_report.count(split):
-      logging.warning("MUSIC-AVQA %s: skipped %d of %d videos with bad media", split,
-                      self.skip_report.count(split), len(videos))
+    videos = [base.Video(f"{i:05d}_{vid}", f"video {vid}", (i, vid))
+              for i, vid in enumerate(video_list(samples))]
+    return self._read_videos(split, videos, lambda item: self._video(manual, *item))
 
-
+  def _video(self, manual: pathlib.Path, index: int, video_id: str) -> dict:
+    frames, available = records.select_frames(manual / "frames" / video_id, NUM_SEGMENTS,
+                                              self.min_frames)
+    audio = records.load_wave(manual / "audio_wave" / f"{video_id}.npy", NUM_SEGMENTS,
+                              SAMPLE_RATE)
+    return {"video_id": video_id, "video_index": index, "frames": np.array(frames, dtype=object),
+            "num_frames": available, "audio": audio}

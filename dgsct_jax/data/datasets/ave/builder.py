@@ -14,7 +14,6 @@ order and averages in-training accuracy per batch of 8). A video id may appear
 in several rows (different events of one video); each row is one example.
 """
 import dataclasses
-import logging
 import pathlib
 
 import h5py
@@ -22,6 +21,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from dgsct_jax.data import records
+from dgsct_jax.data.datasets import base
 
 NUM_SEGMENTS = 10
 SAMPLE_RATE = 32_000
@@ -29,11 +29,6 @@ NUM_CLASSES = 28  # Event classes; index 28 is background.
 BACKGROUND = NUM_CLASSES
 SPLITS = {"train": "train_order.h5", "val": "val_order.h5", "test": "test_order.h5"}
 SPLIT_SIZES = {"train": 3339, "val": 402, "test": 402}
-
-_HOMEPAGE = "https://sites.google.com/view/audiovisualresearch"
-_CITATION = """@inproceedings{TianECCV2018, title={Audio-Visual Event Localization in
-Unconstrained Videos}, author={Tian, Yapeng and Shi, Jing and Li, Bochen and Duan,
-Zhiyao and Xu, Chenliang}, booktitle={ECCV}, year={2018}}"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +94,7 @@ def read_annotations(annotations_dir) -> Annotations:
   return Annotations(rows, names, splits)
 
 
-class Ave(tfds.core.GeneratorBasedBuilder):
+class Ave(base.MediaBuilder):
   """AVE with 10 sampled JPEG frames and 10 x 1 s of 32 kHz audio per row."""
 
   VERSION = tfds.core.Version("1.1.0")
@@ -112,43 +107,36 @@ class Ave(tfds.core.GeneratorBasedBuilder):
     Annotations.txt, categories.txt, train_order.h5, val_order.h5, test_order.h5
     frames/<video_id>/00000001.jpg ...   (frames.zip of the DG-SCT README)
     wave/<video_id>.npy                  (wave.zip: float, 10 x 32000 at 32 kHz)
-  See dgsct_jax/data/builders/ave/README.md.
+  See dgsct_jax/data/datasets/ave/README.md.
   """
+  DISPLAY_NAME = "AVE"
+  HOMEPAGE = "https://sites.google.com/view/audiovisualresearch"
+  CITATION = """@inproceedings{TianECCV2018, title={Audio-Visual Event Localization in
+Unconstrained Videos}, author={Tian, Yapeng and Shi, Jing and Li, Bochen and Duan,
+Zhiyao and Xu, Chenliang}, booktitle={ECCV}, year={2018}}"""
 
-  def __init__(self, *, skip_bad: bool = False, min_frames: int = NUM_SEGMENTS,
-               annotations_dir=None, **kwargs):
-    """skip_bad: leave out videos with bad media (counted in `self.skip_report`)
+  def __init__(self, *, min_frames: int = NUM_SEGMENTS, annotations_dir=None, **kwargs):
+    """Options besides `base.MediaBuilder`'s (skip_bad, max_videos_per_split).
 
-    instead of stopping; min_frames: fewer available frames is bad input;
+    min_frames: fewer available frames is bad input.
     annotations_dir: where the annotation files are, if not in manual_dir.
     """
-    self.skip_bad = skip_bad
     self.min_frames = min_frames
     self.annotations_dir = annotations_dir
-    self.skip_report = records.SkipReport()
     super().__init__(**kwargs)
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "video_id": tfds.features.Text(),
-            "row": tfds.features.Tensor(shape=(), dtype=np.int32),
-            "frames": tfds.features.Tensor(shape=(NUM_SEGMENTS,), dtype=np.object_),
-            "num_frames": tfds.features.Tensor(shape=(), dtype=np.int32),
-            "audio": tfds.features.Tensor(shape=(NUM_SEGMENTS, SAMPLE_RATE), dtype=np.float32),
-            "label": tfds.features.Sequence(
-                tfds.features.ClassLabel(num_classes=NUM_CLASSES + 1), length=NUM_SEGMENTS),
-            "category": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
-            "start": tfds.features.Tensor(shape=(), dtype=np.int32),
-            "end": tfds.features.Tensor(shape=(), dtype=np.int32),
-        }),
-        supervised_keys=None,
-        # Keep the split files' order: keys start with the zero-padded position
-        # and TFDS writes them sorted. (A class attribute alone is not enough.)
-        disable_shuffling=True,
-        homepage=_HOMEPAGE,
-        citation=_CITATION,
-    )
+  def _features(self) -> dict:
+    return {
+        **base.media_features(NUM_SEGMENTS, SAMPLE_RATE),
+        "video_id": tfds.features.Text(),
+        "row": tfds.features.Tensor(shape=(), dtype=np.int32),
+        "num_frames": tfds.features.Tensor(shape=(), dtype=np.int32),
+        "label": tfds.features.Sequence(
+            tfds.features.ClassLabel(num_classes=NUM_CLASSES + 1), length=NUM_SEGMENTS),
+        "category": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
+        "start": tfds.features.Tensor(shape=(), dtype=np.int32),
+        "end": tfds.features.Tensor(shape=(), dtype=np.int32),
+    }
 
   def _split_generators(self, dl_manager):
     manual = pathlib.Path(dl_manager.manual_dir)
@@ -159,27 +147,11 @@ class Ave(tfds.core.GeneratorBasedBuilder):
     return {split: self._generate_examples(manual, ann, split) for split in SPLITS}
 
   def _generate_examples(self, manual: pathlib.Path, ann: Annotations, split: str):
-    yielded = 0
-    for position, index in enumerate(ann.splits[split]):
-      row = ann.rows[int(index)]
-      key = f"{position:04d}_{row.row:04d}_{row.video_id}"
-      try:
-        example = self._example(manual, ann, row)
-      except records.BadMediaError as e:
-        if not self.skip_bad:
-          raise records.BadMediaError(f"AVE {split} row {row.row} ({row.video_id}): {e}\n"
-                                      "Fix the file or build with skip_bad=True.") from e
-        self.skip_report.add(split, key, str(e))
-        continue
-      yielded += 1
-      yield key, example
-    if not yielded:  # TFDS cannot write an empty split; say why instead of its assert.
-      raise records.BadMediaError(
-          f"AVE {split}: all {len(ann.splits[split])} videos were skipped for bad or missing "
-          f"media under {manual}, e.g. {self.skip_report.skipped[split][:1]}")
-    if self.skip_report.count(split):
-      logging.warning("AVE %s: skipped %d of %d videos with bad media", split,
-                      self.skip_report.count(split), len(ann.splits[split]))
+    rows = [ann.rows[int(index)] for index in ann.splits[split]]
+    videos = [base.Video(f"{position:04d}_{row.row:04d}_{row.video_id}",
+                         f"row {row.row} ({row.video_id})", row)
+              for position, row in enumerate(rows)]
+    return self._read_videos(split, videos, lambda row: self._example(manual, ann, row))
 
   def _example(self, manual: pathlib.Path, ann: Annotations, row: Row) -> dict:
     frames, available = records.select_frames(

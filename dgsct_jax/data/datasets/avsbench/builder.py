@@ -20,14 +20,13 @@ shipped annotations, so not verified here).
 """
 import csv
 import dataclasses
-import logging
 import pathlib
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from dgsct_jax.data import records
 from dgsct_jax.data import task_media
+from dgsct_jax.data.datasets import base
 
 NUM_FRAMES = 5
 SAMPLE_RATE = 32_000
@@ -95,57 +94,35 @@ def read_meta(path) -> list[MetaRow]:
   return out
 
 
-class AvsbenchConfig(tfds.core.BuilderConfig):
-  """`name` is the subset: s4 or ms3."""
-
-
-class Avsbench(tfds.core.GeneratorBasedBuilder):
+class Avsbench(base.MediaBuilder):
   """AVSBench S4/MS3 with 5 PNG frames, binary masks and 5 x 1 s of 32 kHz audio."""
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: DG-SCT AVS inputs, masks binarised at build."}
   BUILDER_CONFIGS = [
-      AvsbenchConfig(name="s4", description="Single-source (S4), 23 categories."),
-      AvsbenchConfig(name="ms3", description="Multi-sources (MS3)."),
+      tfds.core.BuilderConfig(name="s4", description="Single-source (S4), 23 categories."),
+      tfds.core.BuilderConfig(name="ms3", description="Multi-sources (MS3)."),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
   Put the DG-SCT `data/AVSBench_data` folder in `manual_dir`:
     Single-source/s4_meta_data.csv and s4_data/{visual_frames,gt_masks,wave}/...
     Multi-sources/ms3_meta_data.csv and ms3_data/{visual_frames,gt_masks,wave}/...
-  See dgsct_jax/data/builders/avsbench/README.md.
+  See dgsct_jax/data/datasets/avsbench/README.md.
   """
+  DISPLAY_NAME = "AVSBench"
+  HOMEPAGE = "https://github.com/OpenNLPLab/AVSBench"
+  CITATION = """@inproceedings{zhou2022avs, title={Audio-Visual Segmentation},
+author={Zhou, Jinxing and others}, booktitle={ECCV}, year={2022}}"""
 
-  def __init__(self, *, skip_bad: bool = False, max_videos_per_split: int | None = None,
-               **kwargs):
-    """skip_bad: leave out videos with bad media (`self.skip_report`) instead of stopping;
-
-    max_videos_per_split: build only the first N videos of each split.
-    """
-    self.skip_bad = skip_bad
-    self.max_videos_per_split = max_videos_per_split
-    self.skip_report = records.SkipReport()
-    super().__init__(**kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "name": tfds.features.Text(),
-            "category": tfds.features.Text(),
-            "category_id": tfds.features.Tensor(shape=(), dtype=np.int32),
-            "frames": tfds.features.Tensor(shape=(NUM_FRAMES,), dtype=np.object_),
-            "masks": tfds.features.Tensor(shape=(NUM_FRAMES,), dtype=np.object_),
-            "mask_valid": tfds.features.Tensor(shape=(NUM_FRAMES,), dtype=np.bool_),
-            "audio": tfds.features.Tensor(shape=(NUM_FRAMES, SAMPLE_RATE), dtype=np.float32),
-        }),
-        supervised_keys=None,
-        # Keep annotation order (keys are zero-padded row numbers; TFDS writes
-        # them sorted): the reference metrics depend on it (AVS batches of 4 in
-        # CSV order, AVQA types by json row). Grain shuffles for training.
-        disable_shuffling=True,
-        homepage="https://github.com/OpenNLPLab/AVSBench",
-        citation="""@inproceedings{zhou2022avs, title={Audio-Visual Segmentation},
-author={Zhou, Jinxing and others}, booktitle={ECCV}, year={2022}}""",
-    )
+  def _features(self) -> dict:
+    return {
+        **base.media_features(NUM_FRAMES, SAMPLE_RATE),
+        "name": tfds.features.Text(),
+        "category": tfds.features.Text(),
+        "category_id": tfds.features.Tensor(shape=(), dtype=np.int32),
+        "masks": tfds.features.Tensor(shape=(NUM_FRAMES,), dtype=np.object_),
+        "mask_valid": tfds.features.Tensor(shape=(NUM_FRAMES,), dtype=np.bool_),
+    }
 
   def _split_generators(self, dl_manager):
     manual = pathlib.Path(dl_manager.manual_dir)
@@ -156,26 +133,15 @@ author={Zhou, Jinxing and others}, booktitle={ECCV}, year={2022}}""",
             for split in SPLITS}
 
   def _generate_examples(self, manual, layout: Layout, meta, categories, split: str):
-    rows = [r for r in meta if r.split == split][:self.max_videos_per_split]
+    rows = [r for r in meta if r.split == split]
+    videos = [base.Video(f"{i:05d}_{row.name}", f"{row.name} (meta line {row.line})", row)
+              for i, row in enumerate(rows)]
     waves: dict = {}  # wave dictionaries, loaded once per (split, category)
-    for i, row in enumerate(rows):
-      key = f"{i:05d}_{row.name}"
-      try:
-        example = self._example(manual, layout, row, waves)
-      except records.BadMediaError as e:
-        if not self.skip_bad:
-          raise records.BadMediaError(
-              f"AVSBench {self.builder_config.name} {split} {row.name} (meta line {row.line}): "
-              f"{e}\nFix the file or build with skip_bad=True.") from e
-        self.skip_report.add(split, key, str(e))
-        continue
-      example["category_id"] = categories.index(row.category) if row.category else -1
-      yield key, example
-    if self.skip_report.count(split):
-      logging.warning("AVSBench %s: skipped %d of %d videos with bad media", split,
-                      self.skip_report.count(split), len(rows))
+    return self._read_videos(
+        split, videos, lambda row: self._example(manual, layout, categories, row, waves))
 
-  def _example(self, manual: pathlib.Path, layout: Layout, row: MetaRow, waves: dict) -> dict:
+  def _example(self, manual: pathlib.Path, layout: Layout, categories: list[str], row: MetaRow,
+               waves: dict) -> dict:
     fmt = dict(split=row.split, category=row.category, name=row.name)
     frames = [task_media.read_png(manual / layout.frame.format(k=k, **fmt))
               for k in range(1, NUM_FRAMES + 1)]
@@ -190,6 +156,7 @@ author={Zhou, Jinxing and others}, booktitle={ECCV}, year={2022}}""",
     return {
         "name": row.name,
         "category": row.category,
+        "category_id": categories.index(row.category) if row.category else -1,
         "frames": np.array(frames, dtype=object),
         "masks": np.array(masks + [b""] * (NUM_FRAMES - num_masks), dtype=object),
         "mask_valid": np.arange(NUM_FRAMES) < num_masks,

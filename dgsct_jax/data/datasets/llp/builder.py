@@ -11,7 +11,6 @@ same join the metric uses). Train examples carry zero GT and
 `has_dense_labels=False`. Splits: 10 000 / 649 / 1 200 rows in CSV order; the
 media key is `filename[:11]`.
 """
-import logging
 import pathlib
 
 import numpy as np
@@ -19,6 +18,7 @@ import tensorflow_datasets as tfds
 
 from dgsct_jax.data import records
 from dgsct_jax.data import task_media
+from dgsct_jax.data.datasets import base
 from dgsct_jax.metrics import avvp
 
 NUM_SEGMENTS = 10
@@ -27,11 +27,6 @@ R2P1D_DIM = 512
 SPLIT_CSV = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP_test_pd.csv"}
 SPLIT_SIZES = {"train": 10_000, "val": 649, "test": 1_200}
 DENSE_SPLITS = ("val", "test")
-
-_HOMEPAGE = "https://github.com/YapengTian/AVVP-ECCV20"
-_CITATION = """@inproceedings{tian2020unified, title={Unified Multisensory Perception:
-Weakly-Supervised Audio-Visual Video Parsing}, author={Tian, Yapeng and Li, Dingzeyu and
-Xu, Chenliang}, booktitle={ECCV}, year={2020}}"""
 
 
 def read_splits(annotations_dir) -> dict:
@@ -62,7 +57,7 @@ def read_splits(annotations_dir) -> dict:
   return out
 
 
-class Llp(tfds.core.GeneratorBasedBuilder):
+class Llp(base.MediaBuilder):
   """LLP with 10 JPEG frames, 10 x 1 s of 32 kHz audio and R(2+1)D features per video."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -74,47 +69,35 @@ class Llp(tfds.core.GeneratorBasedBuilder):
     LLP_dataset/frame/<id11>/00000001.jpg .. 00000010.jpg
     LLP_dataset/wave/<id11>.npy                (320 000 float samples)
     LLP_dataset/feats/r2plus1d_18/<id11>.npy   (float (10, 512))
-  See dgsct_jax/data/builders/llp/README.md.
+  See dgsct_jax/data/datasets/llp/README.md.
   """
+  DISPLAY_NAME = "LLP"
+  HOMEPAGE = "https://github.com/YapengTian/AVVP-ECCV20"
+  CITATION = """@inproceedings{tian2020unified, title={Unified Multisensory Perception:
+Weakly-Supervised Audio-Visual Video Parsing}, author={Tian, Yapeng and Li, Dingzeyu and
+Xu, Chenliang}, booktitle={ECCV}, year={2020}}"""
 
-  def __init__(self, *, skip_bad: bool = False, max_videos_per_split: int | None = None,
-               annotations_dir=None, **kwargs):
-    """skip_bad: leave out videos with bad media (`self.skip_report`) instead of stopping.
+  def __init__(self, *, annotations_dir=None, **kwargs):
+    """Options besides `base.MediaBuilder`'s (skip_bad, max_videos_per_split).
 
-    max_videos_per_split: build only the first N rows of each split (smoke
-    tests, tiny media trees); None builds everything.
     annotations_dir: where the CSVs are, if not in manual_dir.
     """
-    self.skip_bad = skip_bad
-    self.max_videos_per_split = max_videos_per_split
     self.annotations_dir = annotations_dir
-    self.skip_report = records.SkipReport()
     super().__init__(**kwargs)
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "filename": tfds.features.Text(),
-            "video_id": tfds.features.Text(),
-            "row": tfds.features.Tensor(shape=(), dtype=np.int32),
-            "frames": tfds.features.Tensor(shape=(NUM_SEGMENTS,), dtype=np.object_),
-            "audio": tfds.features.Tensor(shape=(NUM_SEGMENTS, SAMPLE_RATE), dtype=np.float32),
-            "r2p1d": tfds.features.Tensor(shape=(NUM_SEGMENTS, R2P1D_DIM), dtype=np.float32),
-            "weak": tfds.features.Tensor(shape=(avvp.NUM_CLASSES,), dtype=np.float32),
-            "gt_audio": tfds.features.Tensor(shape=(avvp.NUM_CLASSES, NUM_SEGMENTS),
-                                             dtype=np.uint8),
-            "gt_visual": tfds.features.Tensor(shape=(avvp.NUM_CLASSES, NUM_SEGMENTS),
-                                              dtype=np.uint8),
-            "has_dense_labels": tfds.features.Tensor(shape=(), dtype=np.bool_),
-        }),
-        supervised_keys=None,
-        # Keep annotation order (keys are zero-padded row numbers; TFDS writes
-        # them sorted): the reference metrics depend on it (AVS batches of 4 in
-        # CSV order, AVQA types by json row). Grain shuffles for training.
-        disable_shuffling=True,
-        homepage=_HOMEPAGE,
-        citation=_CITATION,
-    )
+  def _features(self) -> dict:
+    return {
+        **base.media_features(NUM_SEGMENTS, SAMPLE_RATE),
+        "filename": tfds.features.Text(),
+        "video_id": tfds.features.Text(),
+        "row": tfds.features.Tensor(shape=(), dtype=np.int32),
+        "r2p1d": tfds.features.Tensor(shape=(NUM_SEGMENTS, R2P1D_DIM), dtype=np.float32),
+        "weak": tfds.features.Tensor(shape=(avvp.NUM_CLASSES,), dtype=np.float32),
+        "gt_audio": tfds.features.Tensor(shape=(avvp.NUM_CLASSES, NUM_SEGMENTS), dtype=np.uint8),
+        "gt_visual": tfds.features.Tensor(shape=(avvp.NUM_CLASSES, NUM_SEGMENTS),
+                                          dtype=np.uint8),
+        "has_dense_labels": tfds.features.Tensor(shape=(), dtype=np.bool_),
+    }
 
   def _split_generators(self, dl_manager):
     manual = pathlib.Path(dl_manager.manual_dir)
@@ -122,31 +105,25 @@ class Llp(tfds.core.GeneratorBasedBuilder):
     return {split: self._generate_examples(manual, ann, split) for split in SPLIT_CSV}
 
   def _generate_examples(self, manual: pathlib.Path, ann: dict, split: str):
-    rows = ann[split][:self.max_videos_per_split]
+    rows = ann[split]
     names = [f for f, _ in rows]
     if split in DENSE_SPLITS:
       gt_a = avvp.dense_ground_truth(names, ann["dense_audio"])
       gt_v = avvp.dense_ground_truth(names, ann["dense_visual"])
     else:
       gt_a = gt_v = np.zeros((len(rows), avvp.NUM_CLASSES, NUM_SEGMENTS), np.uint8)
-    media = manual / "LLP_dataset"
-    for i, (filename, labels) in enumerate(rows):
-      key = f"{i:05d}_{filename}"
-      try:
-        example = self._media(media, filename[:11])
-      except records.BadMediaError as e:
-        if not self.skip_bad:
-          raise records.BadMediaError(f"LLP {split} row {i} ({filename}): {e}\n"
-                                      "Fix the file or build with skip_bad=True.") from e
-        self.skip_report.add(split, key, str(e))
-        continue
+
+    def read(i: int) -> dict:
+      filename, labels = rows[i]
+      example = self._media(manual / "LLP_dataset", filename[:11])
       example.update(filename=filename, video_id=filename[:11], row=i,
                      weak=avvp.weak_multi_hot(labels), gt_audio=gt_a[i], gt_visual=gt_v[i],
                      has_dense_labels=split in DENSE_SPLITS)
-      yield key, example
-    if self.skip_report.count(split):
-      logging.warning("LLP %s: skipped %d of %d videos with bad media", split,
-                      self.skip_report.count(split), len(rows))
+      return example
+
+    videos = [base.Video(f"{i:05d}_{filename}", f"row {i} ({filename})", i)
+              for i, (filename, _) in enumerate(rows)]
+    return self._read_videos(split, videos, read)
 
   def _media(self, media: pathlib.Path, video_id: str) -> dict:
     return {

@@ -1,70 +1,18 @@
-"""Random-access sources of decoded elements for LLP, AVSBench and MUSIC-AVQA.
+"""MUSIC-AVQA elements for the grain pipeline: `make_source` and the joining `AvqaSource`.
 
-Each wraps `builder.as_data_source(split)` records and decodes in
-`__getitem__`, so decoding runs in grain's read threads / workers through the
-shared `dgsct_jax.data.pipeline.make_pipeline`. Frames follow the reference
-loaders:
-* LLP, AVQA: JPEG → /255 → torch-exact bicubic resize to 192 → ImageNet
-  normalisation (`records.decode_frames`), float32 (T, 3, 192, 192);
-* AVSBench: PNG → /255 → ImageNet normalisation at 224×224, float32
-  (5, 3, 224, 224); the model does the 224 → 192 bicubic resize.
-Audio stays (T, 32000); the model tiles it (`preprocess.tile_audio`).
+A question (`music_avqa/qa`) is joined with its video (`music_avqa/videos`).
+Frames as the reference loader reads them: JPEG -> /255 -> torch-exact bicubic
+resize to 192 -> ImageNet normalisation (`records.decode_frames`), float32
+(10, 3, 192, 192), and as many negatives. Audio stays (10, 32000); the model
+tiles it on device.
 """
 import dataclasses
 
 import numpy as np
 
-from dgsct_jax.data import preprocess
 from dgsct_jax.data import records
-from dgsct_jax.data import task_media
-
-
-def _text(x) -> str:
-  return x.decode() if isinstance(x, bytes) else str(x)
-
-
-@dataclasses.dataclass
-class LlpSource:
-  """LLP elements: frames, audio, r2p1d, weak (25,), gt_audio/gt_visual (25, 10), filename."""
-  records: object
-  image_size: tuple[int, int] = (192, 192)
-
-  def __len__(self) -> int:
-    return len(self.records)
-
-  def __getitem__(self, index: int) -> dict:
-    r = self.records[int(index)]
-    return {
-        "frames": records.decode_frames(r["frames"], self.image_size),
-        "audio": np.asarray(r["audio"], np.float32),
-        "r2p1d": np.asarray(r["r2p1d"], np.float32),
-        "weak": np.asarray(r["weak"], np.float32),
-        "gt_audio": np.asarray(r["gt_audio"], np.uint8),
-        "gt_visual": np.asarray(r["gt_visual"], np.uint8),
-        "filename": _text(r["filename"]),
-    }
-
-
-@dataclasses.dataclass
-class AvsSource:
-  """AVSBench elements: frames (5, 3, 224, 224), masks (5, H, W) float32, mask_valid, audio."""
-  records: object
-
-  def __len__(self) -> int:
-    return len(self.records)
-
-  def __getitem__(self, index: int) -> dict:
-    r = self.records[int(index)]
-    frames = np.stack([records.decode_rgb(b) for b in r["frames"]]).transpose(0, 3, 1, 2)
-    frames = preprocess.normalize_chw(preprocess.to_unit(frames))  # ToTensor, Normalize
-    valid = np.asarray(r["mask_valid"], bool)
-    h, w = frames.shape[-2:]
-    masks = np.zeros((len(valid), h, w), np.float32)
-    for k in np.nonzero(valid)[0]:
-      masks[k] = task_media.decode_mask_png(r["masks"][k])
-    return {"frames": frames, "masks": masks, "mask_valid": valid,
-            "audio": np.asarray(r["audio"], np.float32), "name": _text(r["name"]),
-            "category_id": np.int32(r["category_id"])}
+from dgsct_jax.data.datasets import base
+from dgsct_jax.data.datasets.music_avqa import builder
 
 
 @dataclasses.dataclass
@@ -97,7 +45,7 @@ class AvqaSource:
     """(position in video_records, record) of the question's video."""
     if self._position is None:
       r = self.video_records[video_index] if video_index < len(self.video_records) else None
-      if r is not None and _text(r["video_id"]) == video_id:
+      if r is not None and records.as_str(r["video_id"]) == video_id:
         return video_index, r
       # Videos were skipped or subset: index the table once.
       self._position = {int(self.video_records[i]["video_index"]): i
@@ -125,7 +73,7 @@ class AvqaSource:
 
   def __getitem__(self, index: int) -> dict:
     q = self.qa_records[int(index)]
-    vid = _text(q["video_id"])
+    vid = records.as_str(q["video_id"])
     position, video = self._video(int(q["video_index"]), vid)
     element = {
         "frames": records.decode_frames(video["frames"], self.image_size),
@@ -133,7 +81,7 @@ class AvqaSource:
         "question": np.asarray(q["question"], np.int32),
         "answer": np.int32(q["answer"]),
         "modality": np.int32(q["modality"]),
-        "subtype": _text(q["subtype"]),
+        "subtype": records.as_str(q["subtype"]),
         "video_id": vid,
     }
     if self.negatives:
@@ -141,3 +89,14 @@ class AvqaSource:
       frames = [self.video_records[i // 10]["frames"][i % 10] for i in ids]
       element["negatives"] = records.decode_frames(frames, self.image_size)
     return element
+
+
+def make_source(split: str, data_dir=None, image_size=None, **kwargs) -> AvqaSource:
+  """The split's questions joined with its videos, from the builds in `data_dir`.
+
+  kwargs are `AvqaSource` fields (`seed`, `negatives`, `reference_negative_rule`).
+  """
+  qa = base.built(builder.MusicAvqa, data_dir, config="qa")
+  videos = base.built(builder.MusicAvqa, data_dir, config="videos")
+  return AvqaSource(qa.as_data_source(split=split), videos.as_data_source(split=split),
+                    image_size or (192, 192), **kwargs)
