@@ -22,7 +22,7 @@ from flax import nnx
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from dgsct_jax.models import htsat  # noqa: E402
+from dgsct_jax.models.encoders import htsat  # noqa: E402
 
 
 def _time(fn, repeats):

@@ -16,7 +16,6 @@ from flax import nnx
 from dgsct_jax.models import adapter as adapter_lib
 from dgsct_jax.models import layers
 from golden_weights import golden_state_dict
-from weight_conversion import dgsct_map
 from weight_conversion import engine
 
 NAMES = ("audio_adapter", "vis_adapter")
@@ -43,7 +42,7 @@ def build_converted(name, manifest, state):
       config=adapter_lib.AdapterConfig(reduction_factor=args["reduction_factor"],
                                        num_tokens=args["num_tk"]),
       rngs=nnx.Rngs(0))
-  rules = dgsct_map.prefixed([engine.ignore(r"bn[12]\.num_batches_tracked", "BN counter"),
+  rules = engine.prefixed([engine.ignore(r"bn[12]\.num_batches_tracked", "BN counter"),
                               engine.IDENTITY], f"{name}.", "")
   rules.append(engine.ignore(r".*", "the other adapter of the fixture"))
   result = engine.convert(state, model, rules)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from dgsct_jax.models import audio_frontend as af
+from dgsct_jax.models.encoders import audio_frontend as af
 from torch_refs import import_torch
 
 SR = 32000

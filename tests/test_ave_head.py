@@ -7,13 +7,13 @@ import pytest
 from flax import nnx
 
 import golden_weights
-from dgsct_jax.models import ave_head
 from dgsct_jax.models import layers
+from dgsct_jax.models.heads import ave as ave_head
 from weight_conversion import archs
-from weight_conversion import ave_head_map
 from weight_conversion import convert
 from weight_conversion import engine
 from weight_conversion import store
+from weight_conversion.maps import ave as ave_map
 
 # our official-layout output → fixture key
 GOLDEN = {
@@ -77,7 +77,7 @@ def test_conversion_uses_every_key(converted_outputs, golden_state):
 def test_dead_parameters_can_be_left_out(golden_state):
   model = nnx.eval_shape(lambda: ave_head.AVEHead(keep_dead_params=False, rngs=nnx.Rngs(0)))
   result = engine.convert(golden_state, model,
-                          ave_head_map.rules(list(golden_state), keep_dead_params=False))
+                          ave_map.rules(list(golden_state), keep_dead_params=False))
   reasons = dict(result.ignored)
   assert len(reasons) == 80  # 2×12 templates-enc, 2×16 templates-dec, 2×4 self_attn, 2×6 Inter, 4 norms
   assert "never called" in reasons["temporal_attn.audio_decoder.decoder.layers.0.self_attn.in_proj_bias"]
@@ -94,7 +94,7 @@ def test_prefixed_rules_for_the_full_model(golden_state):
 
   source = {f"module.{k}": v for k, v in golden_state.items()}
   result = engine.convert(source, nnx.eval_shape(Outer),
-                          ave_head_map.rules(list(source), source_prefix="module.",
+                          ave_map.rules(list(source), source_prefix="module.",
                                              target_prefix="head."))
   np.testing.assert_array_equal(result.values["head.CMBS.audio_cas.kernel"],
                                 golden_state["CMBS.audio_cas.weight"].T)
@@ -171,7 +171,7 @@ def test_gradients_reach_live_params_only(tiny):
 
 def test_arch_registered_and_checks_inputs(tiny):
   arch = archs.get("ave_head")
-  with pytest.raises(KeyError, match="'audio'"):
+  with pytest.raises(ValueError, match="the inputs need 'audio'"):
     arch.run(tiny[0], {"visual": np.zeros((1, 10, 64), np.float32)})
   with pytest.raises(ValueError, match="equal B, T"):
     arch.run(tiny[0], {"visual": np.zeros((1, 10, 64), np.float32),
@@ -186,11 +186,11 @@ def test_full_model_outputs_from_pooled_features(golden_dir, golden_state, tmp_p
   assert sorted(head_keys) == sorted(golden_state)
   (tmp_path / "head.json").write_text(json.dumps({"keys": head_keys}))
   state = golden_weights.golden_state_dict(tmp_path / "head.json")
-  model = nnx.eval_shape(ave_head_map.build)
-  values = engine.convert(state, model, ave_head_map.rules(list(state))).values
+  model = nnx.eval_shape(lambda: ave_head.AVEHead(rngs=nnx.Rngs(0)))
+  values = engine.convert(state, model, ave_map.rules(list(state))).values
   model = archs.materialize(archs.get("ave_head"), {}, values)
   with np.load(golden_dir / "ave_full_io.npz") as io:
-    out = ave_head_map.run(model, {"visual": io["pooled_vis"], "audio": io["pooled_audio"]})
+    out = ave_map.run_head(model, {"visual": io["pooled_vis"], "audio": io["pooled_audio"]})
     for name in ("is_event_scores", "event_scores", "audio_visual_gate", "av_score"):
       ref = io[f"out_{name}"]
       rel = np.abs(out[name] - ref).max() / np.abs(ref).max()

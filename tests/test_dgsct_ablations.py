@@ -12,6 +12,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
@@ -19,17 +20,19 @@ from flax import nnx
 from dgsct_jax import nnx_utils
 from dgsct_jax.models import adapter as adapter_lib
 from dgsct_jax.models import ave
+from dgsct_jax.models import backbone
 from dgsct_jax.models import dgsct
 from dgsct_jax.models import layers
 from dgsct_jax.models import pairing
-from weight_conversion import dgsct_map
+from dgsct_jax.models import presets
 from weight_conversion import store
+from weight_conversion.maps import ave as ave_map
 
 B, T = 1, 4  # T >= the head's top-4
 
 
 def micro_config(**overrides) -> dict:
-  cfg = ave.ave_model_config("tiny")
+  cfg = presets.ave("tiny")
   cfg["swin"].update(img_size=32, embed_dim=16, depths=(1, 3), num_heads=(1, 2), window_size=4)
   cfg["htsat"].update(spec_size=32, mel_bins=8, embed_dim=16, depths=(1, 1), num_heads=(1, 2),
                       window_size=4)
@@ -96,7 +99,7 @@ def encode_np(model, audio, frames):
 
 @pytest.fixture(scope="module")
 def fresh():
-  return dgsct_map.fresh_model(micro_config(), seed=0)
+  return ave.AVEModel(micro_config(), rngs=nnx.Rngs(0))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +130,7 @@ def test_pairing_tables():
 
 
 def test_default_large_config_counts_201m_trainable():
-  model = nnx.eval_shape(lambda: ave.build_ave_model(ave.ave_model_config("large"),
+  model = nnx.eval_shape(lambda: ave.AVEModel(presets.ave("large"),
                                                      rngs=nnx.Rngs(0)))
   count = lambda f: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, f)))
   assert round(count(layers.Trainable) / 1e6, 2) == 201.16   # spec §3.7
@@ -311,10 +314,10 @@ def test_remat_matches_plain_forward_and_gradients(base, inputs):
 
 def test_audio_tiling_on_device(base, inputs):
   segment = np.arange(5.0, dtype=np.float32)[None, None]
-  np.testing.assert_array_equal(ave.tile_segments(segment, 12)[0, 0],
+  np.testing.assert_array_equal(backbone.tile_segments(segment, 12)[0, 0],
                                 np.concatenate([np.arange(5.0)] * 3)[:12])
   with pytest.raises(ValueError, match="more than the model's clip length"):
-    ave.tile_segments(np.zeros((1, 1, 20)), 12)
+    backbone.tile_segments(np.zeros((1, 1, 20)), 12)
   cfg = micro_config()
   cfg["htsat"]["num_samples"] = 40000
   model = variant(base[0], cfg)
@@ -338,45 +341,53 @@ def test_outputs_layout_and_trainer_parts(base, inputs):
   parts = nnx_utils.split(model)
   assert set(parts.trainable) == set(dgsct.ADAPTER_SETS) | {"head"}
   assert set(parts.frozen) == {"swin", "htsat"}
-  official = dgsct_map.run(model, {"audio": np.asarray(inputs[0]),
+  official = ave_map.run(model, {"audio": np.asarray(inputs[0]),
                                    "frames": np.asarray(inputs[1])})
   assert official["is_event_scores"].shape == (T, B, 1)
   assert official["audio_visual_gate"].shape == (T, B, 1)
   with pytest.raises(ValueError, match="input 'audio'"):
     bad = np.asarray(inputs[0]).copy()
     bad[0, 1, 7] = np.nan
-    dgsct_map.run(model, {"audio": bad, "frames": np.asarray(inputs[1])})
+    ave_map.run(model, {"audio": bad, "frames": np.asarray(inputs[1])})
 
 
 def test_bad_config_is_named():
   with pytest.raises(ValueError, match=r"unknown key\(s\) \['adaptr'\]"):
-    ave.build_ave_model(dict(ave.ave_model_config("tiny"), adaptr={}), rngs=nnx.Rngs(0))
+    ave.AVEModel(dict(presets.ave("tiny"), adaptr={}), rngs=nnx.Rngs(0))
   cfg = micro_config()
   cfg["head"]["visual_dim"] = 64
   with pytest.raises(ValueError, match="head.visual_dim=64"):
-    nnx.eval_shape(lambda: ave.build_ave_model(cfg, rngs=nnx.Rngs(0)))
+    nnx.eval_shape(lambda: ave.AVEModel(cfg, rngs=nnx.Rngs(0)))
   with pytest.raises(ValueError, match="remat="):
-    nnx.eval_shape(lambda: ave.build_ave_model(micro_config(remat="all"), rngs=nnx.Rngs(0)))
+    nnx.eval_shape(lambda: ave.AVEModel(micro_config(remat="all"), rngs=nnx.Rngs(0)))
 
 
-def test_assemble_from_converted_encoders(base, tmp_path):
+def test_converted_encoders_fill_a_fresh_model(base, tmp_path):
+  """The trainer's start: a fresh model whose frozen encoders come from converted
+  directories (config.init_from), adapters and head fresh, output gates at 0."""
+  from dgsct_jax import train_state  # pylint: disable=import-outside-toplevel
   model = base[0]
   for prefix in ("swin", "htsat"):
     values = {".".join(str(p) for p in path): np.asarray(var.get_value())
               for path, var in nnx.state(getattr(model, prefix)).flat_state()}
     store.save(tmp_path / prefix, values, {"arch": f"micro_{prefix}"})
-  cfg = micro_config()
-  assembled = dgsct_map.assemble(tmp_path / "swin", tmp_path / "htsat", cfg, seed=5)
-  np.testing.assert_array_equal(assembled.swin.layers[1].blocks[2].attn.qkv.kernel.get_value(),
+  config = ml_collections.ConfigDict({"weights_dir": str(tmp_path), "init_from": {
+      name: {"dir": prefix, "prefix": prefix, "sha256": ""}
+      for name, prefix in (("visual", "swin"), ("audio", "htsat"))}})
+  parts, digests = train_state.load_encoders(
+      config, nnx_utils.split(ave.AVEModel(micro_config(), rngs=nnx.Rngs(5))))
+  assert set(digests) == {"visual", "audio"}
+  loaded = nnx_utils.merge(parts.graphdef, parts.trainable, parts.frozen, parts.stats)
+  np.testing.assert_array_equal(loaded.swin.layers[1].blocks[2].attn.qkv.kernel.get_value(),
                                 model.swin.layers[1].blocks[2].attn.qkv.kernel.get_value())
-  np.testing.assert_array_equal(assembled.htsat.frontend.bn0.var.get_value(),
+  np.testing.assert_array_equal(loaded.htsat.frontend.bn0.var.get_value(),
                                 model.htsat.frontend.bn0.var.get_value())
-  assert float(jnp.abs(assembled.vis_adapter_blocks_p2[1].gate.get_value()).max()) == 0.0
-  other = copy.deepcopy(cfg)
+  assert float(jnp.abs(loaded.vis_adapter_blocks_p2[1].gate.get_value()).max()) == 0.0
+  other = copy.deepcopy(micro_config())
   other["swin"]["embed_dim"] = 32
   other["head"]["visual_dim"] = 64
-  with pytest.raises(Exception, match="does not fit the model's `swin`"):
-    dgsct_map.assemble(tmp_path / "swin", tmp_path / "htsat", other)
+  with pytest.raises(ValueError, match=r"do not match the model under 'swin'"):
+    train_state.load_encoders(config, nnx_utils.split(ave.AVEModel(other, rngs=nnx.Rngs(5))))
 
 
 def test_bfloat16_matmuls_and_compute_train(fresh, inputs):
@@ -387,7 +398,9 @@ def test_bfloat16_matmuls_and_compute_train(fresh, inputs):
 
   The random-weight model with active adapters amplifies rounding ~10³× (see the golden
   tests), so closeness is checked where the network is well conditioned."""
-  from dgsct_jax import train  # pylint: disable=import-outside-toplevel
+  from dgsct_jax import steps  # pylint: disable=import-outside-toplevel
+  from dgsct_jax import train_state  # pylint: disable=import-outside-toplevel
+  from dgsct_jax.tasks.ave import task as ave_task  # pylint: disable=import-outside-toplevel
   audio, frames = inputs
   batch = {"audio": audio, "frames": frames}
   results = {}
@@ -396,17 +409,17 @@ def test_bfloat16_matmuls_and_compute_train(fresh, inputs):
                                     ("bf16", "bfloat16", jnp.bfloat16)):
     parts = nnx_utils.split(variant(fresh, micro_config(
         matmul_dtype=matmul_dtype, encoder_train_mode=False, remat="block_dots")))
-    frozen = train.cast_floats(parts.frozen, dtype)
+    frozen = train_state.cast_floats(parts.frozen, dtype)
 
     def loss(trainable, frozen, stats):
-      out, _ = train.forward(parts.graphdef, trainable, frozen, stats, batch,
+      out, _ = steps.forward(ave_task.AVE(), parts.graphdef, trainable, frozen, stats, batch,
                              deterministic=False, rng=jax.random.key(0), dtype=dtype)
       return out["event_scores"].sum() + out["pooled_audio"].sum(), out["pooled_visual"]
 
     grads, pooled = jax.jit(jax.grad(loss, has_aux=True))(parts.trainable, frozen, parts.stats)
     encode_aux = lambda *parts_: nnx_utils.merge(parts.graphdef, *parts_).encode(
         frames.reshape(B * T, 3, 32, 32).astype(dtype), audio.reshape(B * T, -1).astype(dtype))[2]
-    aux = jax.eval_shape(encode_aux, train.cast_floats(parts.trainable, dtype), frozen,
+    aux = jax.eval_shape(encode_aux, train_state.cast_floats(parts.trainable, dtype), frozen,
                          parts.stats)
     results[name] = (np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)]),
                      np.asarray(pooled), aux["visual_tokens"].dtype)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from dgsct_jax.models import htsat
+from dgsct_jax.models.encoders import htsat
 
 TINY = dict(sample_rate=16000, window=512, hop=160, mel_bins=32, fmin=50.0, fmax=8000.0,
             num_samples=16000, spec_size=64, patch_size=4, num_classes=10, embed_dim=16,

@@ -1,5 +1,5 @@
 """Swin-V2 parity with timm's SwinTransformerV2 (float32, CPU), random weights converted
-by the real rules of weight_conversion/swinv2_map.py.
+by the real rules of weight_conversion/maps/swinv2.py.
 
 Error measure everywhere: max|ours − timm| / max|timm| per output (stage0.., features),
 required ≤ 1e-4. The figures are printed (run with `pytest -s` to see them).
@@ -12,10 +12,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from dgsct_jax.models import swinv2
+from dgsct_jax.models import presets
+from dgsct_jax.models.encoders import swinv2
 from weight_conversion import archs as archs_lib
 from weight_conversion import engine
-from weight_conversion import swinv2_map
+from weight_conversion.maps import swinv2 as swinv2_map
 
 TOL = 1e-4
 
@@ -149,7 +150,7 @@ def large_pair():
 
 def test_large_parity_with_timm(large_pair):
   ref_model, model = large_pair
-  images = images_for(swinv2_map.SWINV2_LARGE_WINDOW12_192, batch=1)
+  images = images_for(presets.SWINV2_LARGE_192, batch=1)
   ours = forward(model, jnp.asarray(images))
   assert {k: v.shape for k, v in ours.items()} == {
       "stage0": (1, 2304, 192), "stage1": (1, 576, 384), "stage2": (1, 144, 768),
@@ -158,7 +159,7 @@ def test_large_parity_with_timm(large_pair):
 
 
 def test_large_geometry_matches_spec_and_timm():
-  model = nnx.eval_shape(lambda: swinv2_map.build(**swinv2_map.SWINV2_LARGE_WINDOW12_192))
+  model = nnx.eval_shape(lambda: swinv2_map.build(**presets.SWINV2_LARGE_192))
   assert model.stage_geometry() == [(2304, 192), (576, 384), (144, 768), (36, 1536)]
   got = [(layer.resolution, layer.blocks[1].window_size, layer.blocks[1].shift_size,
           layer.blocks[0].shift_size) for layer in model.layers]

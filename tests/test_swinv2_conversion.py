@@ -18,7 +18,7 @@ from weight_conversion import engine
 from weight_conversion import run as run_cli
 from weight_conversion import sources
 from weight_conversion import store
-from weight_conversion import swinv2_map
+from weight_conversion.maps import swinv2 as swinv2_map
 
 CONFIG = ref.TINY
 REPO = pathlib.Path(__file__).resolve().parents[1]

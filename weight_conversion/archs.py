@@ -1,14 +1,15 @@
 """The registry of convertible architectures.
 
-Each `*_map` module next to this one defines `ARCHS`, a list of `Arch`. An arch
-says how to build our model (from its default config plus overrides), which
-rename rules apply to a given source (rules may look at the source keys, e.g.
-to tell the timm 0.6 layout from the 1.x layout), and how to run the model on
-the arrays of an `--inputs` file for `weight_conversion.run`.
+Every module of `weight_conversion/maps/` defines `ARCHS`, a list of `Arch`;
+they are found by listing that package, so a new map is a new file there. An
+arch says how to build our model (from its default config plus overrides),
+which rename rules apply to a given source (rules may look at the source keys,
+e.g. to tell the timm 0.6 layout from the 1.x layout), and how to run the model
+on the arrays of an `--inputs` file for `weight_conversion.run`.
 """
 import dataclasses
 import importlib
-import importlib.util
+import pkgutil
 from typing import Any, Callable, Sequence
 
 import jax.numpy as jnp
@@ -16,14 +17,6 @@ import numpy as np
 from flax import nnx
 
 from weight_conversion import engine
-
-MAP_MODULES = (
-    "weight_conversion.swinv2_map",
-    "weight_conversion.htsat_map",
-    "weight_conversion.ave_head_map",
-    "weight_conversion.dgsct_map",
-)
-
 
 @dataclasses.dataclass(frozen=True)
 class Arch:
@@ -41,11 +34,15 @@ class Arch:
 
 
 def all_archs() -> dict[str, Arch]:
+  """Every `Arch` of every module in weight_conversion/maps/, by name (names are unique)."""
+  from weight_conversion import maps  # pylint: disable=import-outside-toplevel
   archs = {}
-  for name in MAP_MODULES:
-    if importlib.util.find_spec(name) is None:
-      continue
-    for arch in importlib.import_module(name).ARCHS:
+  for info in pkgutil.iter_modules(maps.__path__):
+    module = importlib.import_module(f"{maps.__name__}.{info.name}")
+    for arch in getattr(module, "ARCHS", ()):
+      if arch.name in archs:
+        raise ValueError(f"arch {arch.name!r} is defined twice (weight_conversion/maps/"
+                         f"{info.name}.py and another map)")
       archs[arch.name] = arch
   return archs
 

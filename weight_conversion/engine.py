@@ -53,6 +53,16 @@ def ignore(pattern: str, reason: str) -> Rule:
 IDENTITY = Rule(r"(.*)", r"\1")
 
 
+def prefixed(rules: Sequence[Rule], source_prefix: str, target_prefix: str) -> list[Rule]:
+  """Rules of a sub-model applied under `source_prefix` and moved to `target_prefix`."""
+  out = []
+  for rule in rules:
+    target = None if rule.target is None else target_prefix + rule.target
+    out.append(dataclasses.replace(rule, pattern=re.escape(source_prefix) + f"(?:{rule.pattern})",
+                                   target=target))
+  return out
+
+
 class ConversionError(ValueError):
   """The source does not map one-to-one onto the model."""
 

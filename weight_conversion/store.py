@@ -12,6 +12,8 @@ import pathlib
 import numpy as np
 import orbax.checkpoint as ocp
 
+from dgsct_jax import nnx_utils
+
 MANIFEST = "manifest.json"
 PARAMS = "params"
 
@@ -26,6 +28,10 @@ def params_digest(values: dict[str, np.ndarray]) -> str:
   return digest.hexdigest()
 
 
+def _flat_numpy(tree) -> dict[str, np.ndarray]:
+  return {k: np.asarray(v) for k, v in nnx_utils.flatten(tree).items()}
+
+
 def _nest(values: dict[str, np.ndarray]) -> dict:
   tree = {}
   for path, value in values.items():
@@ -35,17 +41,6 @@ def _nest(values: dict[str, np.ndarray]) -> dict:
       node = node.setdefault(part, {})
     node[leaf] = np.asarray(value)
   return tree
-
-
-def _flatten(tree, prefix="") -> dict[str, np.ndarray]:
-  flat = {}
-  for key, value in tree.items():
-    path = f"{prefix}.{key}" if prefix else str(key)
-    if isinstance(value, dict):
-      flat.update(_flatten(value, path))
-    else:
-      flat[path] = np.asarray(value)
-  return flat
 
 
 def save(out_dir, values: dict[str, np.ndarray], manifest: dict) -> dict:
@@ -71,7 +66,7 @@ def load(directory, *, verify: bool = True) -> tuple[dict[str, np.ndarray], dict
     raise FileNotFoundError(f"{manifest_path}: not a converted-weights directory (no manifest)")
   manifest = json.loads(manifest_path.read_text())
   tree = ocp.StandardCheckpointer().restore(directory / PARAMS)
-  values = _flatten(tree)
+  values = _flat_numpy(tree)
   if verify and params_digest(values) != manifest.get("params_sha256"):
     raise ValueError(f"{directory}: converted values do not match the manifest's params_sha256 "
                      "(the directory was modified or is incomplete)")

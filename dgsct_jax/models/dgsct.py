@@ -49,6 +49,9 @@ Matmul precision (`matmul_dtype`): None keeps every matmul in the compute dtype
 matmuls to bfloat16 and accumulates in float32 (a TPU's default for float32
 matmuls; on CPUs with AMX about 4x faster), see `matmul.py`.
 """
+import dataclasses
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -80,49 +83,59 @@ def _tokens(layer) -> int:
   return h * w
 
 
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """How the encoders are interleaved and adapted (the backbone keys of a model config,
+  documented in `presets.backbone`)."""
+  pairing: Any = "zip"
+  adapter: Any = None
+  visual_adapters: bool = True
+  audio_adapters: bool = True
+  p1: bool = True
+  p2: bool = True
+  encoder_train_mode: bool = True
+  audio_final_norm: bool = False
+  remat: str = "none"
+  remat_stages: int | None = None
+  matmul_dtype: str | None = None
+
+  @classmethod
+  def from_config(cls, config) -> "Options":
+    """The option fields present in a (task) model config; other keys are the task's."""
+    return cls(**{f.name: config[f.name] for f in dataclasses.fields(cls) if f.name in config})
+
+
 class DGSCT(nnx.Module):
   """Frozen visual + audio encoders with DG-SCT adapters; pooled per-segment features.
 
   Args:
     visual, audio: the encoders (frozen `nnx.Param`s; see the module doc for the API).
-    pairing: a table (sequence of `Pair`) or a name of `pairing.get` ('zip' derives it
-      from the stage depths as the reference does; 'ave' is the explicit AVE table).
-    adapter: `AdapterConfig` or a dict of its fields (shared by all adapters).
-    visual_name, audio_name: the attributes holding the encoders (the AVE model uses the
+    options: `Options` (pairing table or name of `pairing.get`, adapter fields, which
+      adapter sets exist, train-mode encoders, remat, matmul precision).
+    visual_name, audio_name: the attributes holding the encoders (the task models use the
       official `swin` / `htsat`, so that state paths mirror the reference's keys).
-    visual_adapters: build the A2V sets `vis_adapter_blocks_p{1,2}`.
-    audio_adapters: build the V2A sets `audio_adapter_blocks_p{1,2}`.
-    p1, p2: build the adapters around attention (p1) / the MLP (p2).
-    encoder_train_mode: whether `deterministic=False` also puts the frozen encoders in
-      training mode (faithful: True).
-    audio_final_norm: apply `audio.finalize` before pooling (reference: False).
-    remat: 'none' | 'block' | 'block_dots' (see the module doc).
-    remat_stages: rematerialise only the first `remat_stages` stages (None: all).
-    matmul_dtype: operand dtype of the encoders' and adapters' matmuls (None: the
-      compute dtype; 'bfloat16': bf16 operands, float32 accumulation; `matmul.py`).
   """
 
-  def __init__(self, visual, audio, *, visual_name: str = "visual", audio_name: str = "audio",
-               pairing="zip", adapter=None, visual_adapters: bool = True,
-               audio_adapters: bool = True, p1: bool = True, p2: bool = True,
-               encoder_train_mode: bool = True, audio_final_norm: bool = False,
-               remat: str = "none", remat_stages: int | None = None,
-               matmul_dtype: str | None = None, rngs: nnx.Rngs):
-    if remat not in REMAT_POLICIES:
-      raise ValueError(f"remat={remat!r}; choose one of {sorted(REMAT_POLICIES)}")
-    cfg = adapter if isinstance(adapter, adapter_lib.AdapterConfig) else (
-        adapter_lib.AdapterConfig.from_dict(adapter))
+  def __init__(self, visual, audio, options: Options = Options(), *,
+               visual_name: str = "visual", audio_name: str = "audio", rngs: nnx.Rngs):
+    if options.remat not in REMAT_POLICIES:
+      raise ValueError(f"remat={options.remat!r}; choose one of {sorted(REMAT_POLICIES)}")
+    cfg = options.adapter if isinstance(options.adapter, adapter_lib.AdapterConfig) else (
+        adapter_lib.AdapterConfig.from_dict(options.adapter))
     self.visual_name, self.audio_name = visual_name, audio_name
     setattr(self, visual_name, visual)
     setattr(self, audio_name, audio)
-    self.pairs = pairing_lib.get(pairing, _depths(visual), _depths(audio))
-    self.encoder_train_mode = encoder_train_mode
-    self.audio_final_norm = audio_final_norm
-    self.remat = remat
-    self.remat_stages = remat_stages
-    self.matmul_dtype = None if matmul_dtype is None else jnp.dtype(matmul_dtype).name
-    built = {VIS_P1: visual_adapters and p1, VIS_P2: visual_adapters and p2,
-             AUD_P1: audio_adapters and p1, AUD_P2: audio_adapters and p2}
+    self.pairs = pairing_lib.get(options.pairing, _depths(visual), _depths(audio))
+    self.encoder_train_mode = options.encoder_train_mode
+    self.audio_final_norm = options.audio_final_norm
+    self.remat = options.remat
+    self.remat_stages = options.remat_stages
+    self.matmul_dtype = (None if options.matmul_dtype is None
+                         else jnp.dtype(options.matmul_dtype).name)
+    built = {VIS_P1: options.visual_adapters and options.p1,
+             VIS_P2: options.visual_adapters and options.p2,
+             AUD_P1: options.audio_adapters and options.p1,
+             AUD_P2: options.audio_adapters and options.p2}
     for name in ADAPTER_SETS:
       setattr(self, name, nnx.List([self._adapter(name, pair, cfg, rngs) for pair in self.pairs])
               if built[name] else None)

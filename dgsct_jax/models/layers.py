@@ -23,11 +23,6 @@ from flax import nnx
 
 from dgsct_jax.models import matmul
 
-# Sharding is applied by the trainer from logical axis names and config rules,
-# so modules can be built outside any mesh.
-nnx.use_eager_sharding(False)
-
-
 class Trainable(nnx.Param):
   """A parameter that receives gradients and optimizer state (adapters, heads)."""
 
@@ -45,10 +40,24 @@ def mark_trainable(module: nnx.Module) -> nnx.Module:
 gelu = functools.partial(jax.nn.gelu, approximate=False)
 
 
+def with_axes(init, axes):
+  """`init` with logical axis names (or `init` itself when `axes` is None).
+
+  Only names: the trainer places every array from them and the config's
+  sharding rules, so a module never shards itself at creation (no eager
+  sharding) and can be built outside any mesh.
+  """
+  return nnx.with_partitioning(init, axes, eager_sharding=False) if axes else init
+
+
+def param(value, axes, kind=nnx.Param) -> nnx.Variable:
+  """A variable holding `value`, with logical axis names (see `with_axes`)."""
+  return kind(value, out_sharding=axes, eager_sharding=False)
+
+
 def torch_kernel_init(axes=None):
   """PyTorch's Linear/Conv default: U(±1/sqrt(fan_in)) (kaiming_uniform, a=√5)."""
-  init = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-  return nnx.with_partitioning(init, axes) if axes else init
+  return with_axes(nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"), axes)
 
 
 def torch_bias_init(fan_in: int, axes=None):
@@ -57,7 +66,7 @@ def torch_bias_init(fan_in: int, axes=None):
   def init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
-  return nnx.with_partitioning(init, axes) if axes else init
+  return with_axes(init, axes)
 
 
 def linear(in_features: int, out_features: int, *, use_bias: bool = True,
@@ -84,8 +93,8 @@ def layer_norm(num_features: int, *, eps: float = 1e-5, dtype=None,
   """
   return nnx.LayerNorm(num_features, epsilon=eps, dtype=dtype, param_dtype=param_dtype,
                        use_fast_variance=False,
-                       scale_init=nnx.with_partitioning(nnx.initializers.ones, ("norm",)),
-                       bias_init=nnx.with_partitioning(nnx.initializers.zeros, ("norm",)),
+                       scale_init=with_axes(nnx.initializers.ones, ("norm",)),
+                       bias_init=with_axes(nnx.initializers.zeros, ("norm",)),
                        rngs=rngs)
 
 
@@ -185,35 +194,45 @@ def window_reverse(windows, window: int, h: int, w: int):
   return x.transpose(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
 
 
-def shifted_window_mask(h: int, w: int, window: int, shift: int) -> np.ndarray | None:
-  """The additive attention mask of shifted windows: (nW, N, N) of 0 / -100.
+@functools.lru_cache(maxsize=None)
+def shifted_window_mask(grid: tuple[int, int], window: tuple[int, int],
+                        shift: tuple[int, int]) -> np.ndarray | None:
+  """The additive attention mask of shifted windows over a (padded) token grid:
+  (nW, N, N) of 0 / -100, read-only and cached (kept out of `nnx.state`).
 
   Regions are labelled as in the Swin reference (three slices per axis) and
   token pairs from different regions get -100. None when there is no shift.
   """
-  if shift == 0:
+  if not any(shift):
     return None
-  img = np.zeros((1, h, w, 1), np.float32)
-  slices = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+  img = np.zeros(grid, np.float32)
   count = 0
-  for hs in slices:
-    for ws in slices:
-      img[:, hs, ws, :] = count
+  for hs in (slice(0, -window[0]), slice(-window[0], -shift[0]), slice(-shift[0], None)):
+    for ws in (slice(0, -window[1]), slice(-window[1], -shift[1]), slice(-shift[1], None)):
+      img[hs, ws] = count
       count += 1
-  windows = np.asarray(window_partition(img, window))[..., 0]  # (nW, N)
+  h, w = grid
+  windows = img.reshape(h // window[0], window[0], w // window[1], window[1])
+  windows = windows.transpose(0, 2, 1, 3).reshape(-1, window[0] * window[1])  # (nW, N)
   diff = windows[:, None, :] - windows[:, :, None]
-  return np.where(diff != 0, -100.0, 0.0).astype(np.float32)
+  mask = np.where(diff != 0, -100.0, 0.0).astype(np.float32)
+  mask.setflags(write=False)
+  return mask
 
 
+@functools.lru_cache(maxsize=None)
 def relative_position_index(window_h: int, window_w: int) -> np.ndarray:
-  """Index into the (2Wh-1)(2Ww-1) relative-position table for each token pair."""
+  """Index into the (2Wh-1)(2Ww-1) relative-position table for each token pair
+  (read-only and cached, kept out of `nnx.state`)."""
   coords = np.stack(np.meshgrid(np.arange(window_h), np.arange(window_w), indexing="ij"))
   coords = coords.reshape(2, -1)
   rel = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0)
   rel[:, :, 0] += window_h - 1
   rel[:, :, 1] += window_w - 1
   rel[:, :, 0] *= 2 * window_w - 1
-  return rel.sum(-1).astype(np.int32)
+  index = rel.sum(-1).astype(np.int32)
+  index.setflags(write=False)
+  return index
 
 
 def merge_2x2(x, h: int, w: int):
@@ -226,26 +245,21 @@ def merge_2x2(x, h: int, w: int):
 
 
 class PatchMerging(nnx.Module):
-  """2×2 patch merging. Swin-V2 (`post_norm=True`): reduction then norm(2C);
-  Swin-V1 / HTS-AT (`post_norm=False`): norm(4C) then reduction."""
+  """Swin-V1 / HTS-AT 2×2 patch merging: LayerNorm(4C) then Linear(4C → 2C, no bias).
+  (Swin-V2's reduction-then-norm variant is `swinv2.PatchMerging`.)"""
 
-  def __init__(self, resolution: tuple[int, int], dim: int, *, post_norm: bool,
-               dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(self, resolution: tuple[int, int], dim: int, *, dtype=None,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
     self.resolution = tuple(resolution)
-    self.post_norm = post_norm
     self.reduction = linear(4 * dim, 2 * dim, use_bias=False, axes=("mlp", "embed"),
                             dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-    self.norm = layer_norm(2 * dim if post_norm else 4 * dim, dtype=dtype,
-                           param_dtype=param_dtype, rngs=rngs)
+    self.norm = layer_norm(4 * dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
   def __call__(self, x):
     h, w = self.resolution
     if h % 2 or w % 2:
       raise ValueError(f"PatchMerging needs an even token grid, got {h}x{w}")
-    x = merge_2x2(x, h, w)
-    if self.post_norm:
-      return self.norm(self.reduction(x))
-    return self.reduction(self.norm(x))
+    return self.reduction(self.norm(merge_2x2(x, h, w)))
 
 
 def run_stages(layers, x, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):

@@ -4,17 +4,13 @@
 saved residuals. XLA:CPU expands optimization barriers before it optimises, so
 there the recomputation is an ordinary copy of the forward pass: XLA merges it
 with the forward pass (CSE) or schedules it early, and keeps its results until the
-backward pass. `jax.checkpoint` then saves no memory on CPU: on the full AVE
-train step (bf16 matmuls, remat block_dots, 1 video) the XLA temporaries were
-12.9 GiB with it, about what no remat needs (the live-range dump showed the
-`rematted_computation` values defined at the end of the forward pass and used
-~10k instructions later).
+backward pass, so `jax.checkpoint` saves no memory there.
 
 `checkpoint(fn, policy)` differentiates like `jax.checkpoint(fn, policy=policy)`
 (the same residuals are saved, the rest is recomputed) but makes every residual
 depend on the incoming cotangent (`+ 0·c`, exactly zero), so no block's
-recomputation can run before its own backward pass starts, on any backend. The
-same step needs 3.5 GiB of temporaries with it. `module_checkpoint` wraps an NNX
+recomputation can run before its own backward pass starts, on any backend
+(memory figures: benchmarks/README.md). `module_checkpoint` wraps an NNX
 module call (used by the DG-SCT pairs and by the encoders' `remat=True`).
 """
 import jax

@@ -55,7 +55,7 @@ class LSTM(nnx.Module):
     for suffix in ("_l0", "_l0_reverse") if bidirectional else ("_l0",):
       for name, (shape, axes) in shapes.items():
         value = _uniform(rngs.params(), shape, bound)
-        setattr(self, name + suffix, nnx.Param(value, sharding_names=axes))
+        setattr(self, name + suffix, layers.param(value, axes))
 
   def _direction(self, x, suffix: str, reverse: bool):
     w_ih = getattr(self, "weight_ih" + suffix).get_value()
@@ -101,9 +101,9 @@ class MultiheadAttention(nnx.Module):
     self.num_heads = num_heads
     self.dropout_rate = dropout_rate
     xavier = nnx.initializers.xavier_uniform()  # PyTorch: xavier on (3E, E), zero biases
-    self.in_proj_weight = nnx.Param(xavier(rngs.params(), (3 * embed_dim, embed_dim)),
-                                    sharding_names=("mlp", "embed"))
-    self.in_proj_bias = nnx.Param(jnp.zeros((3 * embed_dim,)), sharding_names=("mlp",))
+    self.in_proj_weight = layers.param(xavier(rngs.params(), (3 * embed_dim, embed_dim)),
+                                       ("mlp", "embed"))
+    self.in_proj_bias = layers.param(jnp.zeros((3 * embed_dim,)), ("mlp",))
     self.out_proj = layers.linear(embed_dim, embed_dim, axes=("mlp", "embed"), rngs=rngs)
     self.out_proj.bias.set_value(jnp.zeros((embed_dim,)))
 

@@ -1,4 +1,4 @@
-"""HTS-AT (`HTSAT_Swin_Transformer`) → dgsct_jax.models.htsat.HTSAT.
+"""HTS-AT (`HTSAT_Swin_Transformer`) → dgsct_jax.models.encoders.htsat.HTSAT.
 
 Archs:
   htsat_audioset    the AudioSet HTS-AT DG-SCT uses (32 kHz, hop 320, 64 mel, 50–14000 Hz,
@@ -36,18 +36,12 @@ import jax
 import numpy as np
 from flax import nnx
 
-from dgsct_jax.models import audio_frontend
-from dgsct_jax.models import htsat
 from dgsct_jax.models import layers
+from dgsct_jax.models import presets
+from dgsct_jax.models.encoders import audio_frontend
+from dgsct_jax.models.encoders import htsat
 from weight_conversion import engine
 from weight_conversion.archs import Arch
-
-AUDIOSET = dict(sample_rate=32000, window=1024, hop=320, mel_bins=64, fmin=50.0, fmax=14000.0,
-                num_samples=320000, spec_size=256, patch_size=4, patch_stride=[4, 4], in_chans=1,
-                num_classes=527, embed_dim=96, depths=[2, 2, 6, 2], num_heads=[4, 8, 16, 32],
-                window_size=8, mlp_ratio=4.0, qkv_bias=True, drop_path_rate=0.1, ape=False,
-                patch_norm=True, enable_tscam=True)
-LAION_CLAP_TINY = dict(AUDIOSET, sample_rate=48000, hop=480, num_samples=480000)
 
 STFT_KEYS = ("spectrogram_extractor.stft.conv_real.weight",
              "spectrogram_extractor.stft.conv_imag.weight")
@@ -195,13 +189,13 @@ def run(model: htsat.HTSAT, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarr
 ARCHS = [
     Arch(name="htsat_audioset",
          description="HTS-AT AudioSet (DG-SCT audio encoder): Lightning ckpt (sed_model.*) or state dict",
-         build=build, config=AUDIOSET, rules=rules, run=run, check_source=check_source),
+         build=build, config=presets.HTSAT_AUDIOSET, rules=rules, run=run, check_source=check_source),
     Arch(name="htsat_dgsct",
          description="HTS-AT from an official DG-SCT checkpoint (its htsat.* sub-tree)",
-         build=build, config=AUDIOSET, rules=rules, run=run, default_prefix="htsat.",
+         build=build, config=presets.HTSAT_AUDIOSET, rules=rules, run=run, default_prefix="htsat.",
          check_source=check_source),
     Arch(name="htsat_laion_clap",
          description="laion-clap audio branch (HTSAT-tiny, 48 kHz; other sizes via --model_config)",
-         build=build, config=LAION_CLAP_TINY, rules=laion_rules, run=run,
+         build=build, config=presets.HTSAT_LAION_CLAP_TINY, rules=laion_rules, run=run,
          check_source=check_source),
 ]

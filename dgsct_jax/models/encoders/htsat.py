@@ -14,7 +14,7 @@ the same class as laion_clap/clap_module/htsat.py with `enable_fusion=False`):
 
 Attribute names follow the PyTorch module names (`layers.0.blocks.1.attn.qkv`,
 `relative_position_bias_table`, `downsample.reduction`, `tscam_conv`, `head`)
-so that weight conversion is a rename table (weight_conversion/htsat_map.py);
+so that weight conversion is a rename table (weight_conversion/maps/htsat.py);
 only `bn0` moves, to `frontend.bn0`.
 
 Block-level API (shared with Swin-V2 and used by the DG-SCT wrapper, spec §2.2):
@@ -44,33 +44,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from dgsct_jax.models import audio_frontend
 from dgsct_jax.models import layers
 from dgsct_jax.models import matmul
 from dgsct_jax.models import remat as remat_lib
+from dgsct_jax.models.encoders import audio_frontend
 
 
 def _trunc_normal(std: float, axes=None):
   """timm's trunc_normal_(std) with bounds ±2 (absolute, i.e. ≈ ±100σ: a plain normal)."""
   init = nnx.initializers.truncated_normal(std, lower=-2.0 / std, upper=2.0 / std)
-  return nnx.with_partitioning(init, axes) if axes else init
-
-
-@functools.lru_cache(maxsize=None)
-def relative_position_index(window: int) -> np.ndarray:
-  """(N, N) read-only index into the bias table (kept out of `nnx.state`)."""
-  index = layers.relative_position_index(window, window)
-  index.setflags(write=False)
-  return index
-
-
-@functools.lru_cache(maxsize=None)
-def shifted_window_mask(h: int, w: int, window: int, shift: int) -> np.ndarray | None:
-  """(nW, N, N) read-only 0 / -100 mask, None without shift (kept out of `nnx.state`)."""
-  mask = layers.shifted_window_mask(h, w, window, shift)
-  if mask is not None:
-    mask.setflags(write=False)
-  return mask
+  return layers.with_axes(init, axes)
 
 
 def _dropout(rate: float):
@@ -104,7 +87,7 @@ class WindowAttention(nnx.Module):
 
   @property
   def relative_position_index(self) -> np.ndarray:
-    return relative_position_index(self.window_size)
+    return layers.relative_position_index(self.window_size, self.window_size)
 
   def relative_position_bias(self):
     """(heads, N, N) bias gathered from the table."""
@@ -161,11 +144,11 @@ class SwinTransformerBlock(nnx.Module):
     self.norm2 = layers.layer_norm(dim, **kw)
     self.mlp = layers.Mlp(dim, int(dim * mlp_ratio), **kw)
     self.mlp_drop = _dropout(drop)
-    shifted_window_mask(h, w, window_size, shift_size)  # computed once, cached
 
   @property
   def attn_mask(self) -> np.ndarray | None:
-    return shifted_window_mask(*self.resolution, self.window_size, self.shift_size)
+    return layers.shifted_window_mask(self.resolution, (self.window_size,) * 2,
+                                      (self.shift_size,) * 2)
 
   def window_attention(self, x, *, deterministic: bool = True, rngs=None):
     """(B, L, C) normalised tokens → attention output (B, L, C), shift and windows undone."""
@@ -235,7 +218,7 @@ class BasicLayer(nnx.Module):
                              attn_drop=attn_drop, drop_path=drop_path[i], remat=remat, dtype=dtype,
                              param_dtype=param_dtype, rngs=rngs)
         for i in range(depth)])
-    self.downsample = (layers.PatchMerging(resolution, dim, post_norm=False, dtype=dtype,
+    self.downsample = (layers.PatchMerging(resolution, dim, dtype=dtype,
                                            param_dtype=param_dtype, rngs=rngs)
                        if downsample else None)
 

@@ -1,4 +1,4 @@
-"""Swin-V2 (timm `SwinTransformerV2`) → dgsct_jax.models.swinv2.SwinTransformerV2.
+"""Swin-V2 (timm `SwinTransformerV2`) → dgsct_jax.models.encoders.swinv2.SwinTransformerV2.
 
 Archs:
   swinv2_large_window12_192   DG-SCT's visual encoder (timm `swinv2_large_window12_192_22k`):
@@ -35,14 +35,10 @@ import jax
 import numpy as np
 from flax import nnx
 
-from dgsct_jax.models import swinv2
+from dgsct_jax.models import presets
+from dgsct_jax.models.encoders import swinv2
 from weight_conversion import engine
 from weight_conversion.archs import Arch
-
-SWINV2_LARGE_WINDOW12_192 = dict(
-    img_size=192, patch_size=4, in_chans=3, embed_dim=192, depths=[2, 2, 18, 2],
-    num_heads=[6, 12, 24, 48], window_size=12, pretrained_window_sizes=[0, 0, 0, 0],
-    mlp_ratio=4.0, drop_path_rate=0.1)
 
 REQUIRED_GENERIC = ("img_size", "embed_dim", "depths", "num_heads", "window_size")
 
@@ -56,7 +52,7 @@ IGNORED = [
                   "buffer recomputed from the window size (swinv2.relative_position_index)"),
     engine.ignore(r"layers\.\d+\.blocks\.\d+\.attn_mask",
                   "shifted-window mask buffer (persistent in timm 0.6.x), recomputed from the "
-                  "grid, window and shift (swinv2.shifted_window_mask)"),
+                  "grid, window and shift (layers.shifted_window_mask)"),
     engine.ignore(r"layers\.\d+\.blocks\.\d+\.attn\.k_bias", "constant zero k bias buffer"),
 ]
 
@@ -117,7 +113,7 @@ def run(model: swinv2.SwinTransformerV2, inputs: dict[str, np.ndarray]) -> dict[
 ARCHS = [
     Arch(name="swinv2_large_window12_192",
          description="Swin-V2-L 192² window 12 (DG-SCT visual encoder, timm swinv2_large_window12_192_22k)",
-         build=build, config=SWINV2_LARGE_WINDOW12_192, rules=rules, run=run),
+         build=build, config=presets.SWINV2_LARGE_192, rules=rules, run=run),
     Arch(name="swinv2",
          description="any timm Swin-V2; give the model config with --model_config (JSON)",
          build=build_generic, config={}, rules=rules, run=run),

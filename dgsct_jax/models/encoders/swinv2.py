@@ -22,7 +22,7 @@ Layout (the timm 0.6.x one, as in the official DG-SCT checkpoints): patch
 merging is `layers[i].downsample` at the *end* of stage i, None for the last
 stage. Attribute names mirror timm (`patch_embed.proj`, `layers[i].blocks[j].
 attn.{qkv, q_bias, v_bias, logit_scale, cpb_mlp, proj}`, `norm1`, `mlp.fc1`,
-...), so weight conversion is a rename table (weight_conversion/swinv2_map.py).
+...), so weight conversion is a rename table (weight_conversion/maps/swinv2.py).
 
 The DG-SCT model runs each block's attention half and MLP half separately with
 its adapters in between, so every block exposes `attn_residual` and
@@ -52,7 +52,6 @@ from dgsct_jax.models import remat as remat_lib
 ACT_AXES = ("batch", "act_length", "act_embed")
 
 LOGIT_SCALE_MAX = math.log(1.0 / 0.01)
-MASK_VALUE = -100.0
 
 
 def constrain(x, axes=ACT_AXES):
@@ -110,40 +109,6 @@ def relative_coords_table(window: tuple[int, int], pretrained_window: tuple[int,
   return coords
 
 
-@functools.lru_cache(maxsize=None)
-def relative_position_index(window: tuple[int, int]) -> np.ndarray:
-  """(N, N) index into the flattened coords table for every token pair of a window."""
-  index = layers.relative_position_index(*window)
-  index.setflags(write=False)
-  return index
-
-
-def _partition_np(x: np.ndarray, window: tuple[int, int]) -> np.ndarray:
-  """(H, W) → (nW, wh·ww), row-major windows (numpy twin of `window_partition`)."""
-  h, w = x.shape
-  x = x.reshape(h // window[0], window[0], w // window[1], window[1])
-  return x.transpose(0, 2, 1, 3).reshape(-1, window[0] * window[1])
-
-
-@functools.lru_cache(maxsize=None)
-def shifted_window_mask(padded: tuple[int, int], window: tuple[int, int],
-                        shift: tuple[int, int]) -> np.ndarray | None:
-  """(nW, N, N) additive mask (0 / −100) of shifted windows over the padded grid, or None."""
-  if not any(shift):
-    return None
-  img = np.zeros(padded, np.float32)
-  count = 0
-  for hs in (slice(0, -window[0]), slice(-window[0], -shift[0]), slice(-shift[0], None)):
-    for ws in (slice(0, -window[1]), slice(-window[1], -shift[1]), slice(-shift[1], None)):
-      img[hs, ws] = count
-      count += 1
-  windows = _partition_np(img, window)
-  diff = windows[:, None, :] - windows[:, :, None]
-  mask = np.where(diff != 0, MASK_VALUE, 0.0).astype(np.float32)
-  mask.setflags(write=False)
-  return mask
-
-
 # ----------------------------------------------------------------------------
 # Modules
 # ----------------------------------------------------------------------------
@@ -175,8 +140,8 @@ class WindowAttention(nnx.Module):
     self.pretrained_window_size = to_2tuple(pretrained_window_size)
     self.num_heads = num_heads
     self.dtype = dtype
-    self.logit_scale = nnx.Param(jnp.full((num_heads, 1, 1), math.log(10.0), param_dtype),
-                                 out_sharding=("heads", None, None))
+    self.logit_scale = layers.param(jnp.full((num_heads, 1, 1), math.log(10.0), param_dtype),
+                                    ("heads", None, None))
     # The position-bias MLP is tiny and runs in (at least) float32 whatever `dtype` is:
     # its input table is float32 and dtype=None keeps the promotion with the params.
     self.cpb_mlp = nnx.List([
@@ -188,13 +153,12 @@ class WindowAttention(nnx.Module):
     ])
     self.qkv = layers.linear(dim, 3 * dim, use_bias=False, axes=("embed", "heads"), dtype=dtype,
                              param_dtype=param_dtype, rngs=rngs)
-    self.q_bias = nnx.Param(jnp.zeros((dim,), param_dtype), out_sharding=("heads",))
-    self.v_bias = nnx.Param(jnp.zeros((dim,), param_dtype), out_sharding=("heads",))
+    self.q_bias = layers.param(jnp.zeros((dim,), param_dtype), ("heads",))
+    self.v_bias = layers.param(jnp.zeros((dim,), param_dtype), ("heads",))
     self.proj = layers.linear(dim, dim, axes=("heads", "embed"), dtype=dtype,
                               param_dtype=param_dtype, rngs=rngs)
     # Computed once here (cached per geometry); used as constants in __call__.
     relative_coords_table(self.window_size, self.pretrained_window_size)
-    relative_position_index(self.window_size)
 
   @property
   def relative_coords_table(self) -> np.ndarray:
@@ -202,7 +166,7 @@ class WindowAttention(nnx.Module):
 
   @property
   def relative_position_index(self) -> np.ndarray:
-    return relative_position_index(self.window_size)
+    return layers.relative_position_index(*self.window_size)
 
   def position_bias(self):
     """(heads, N, N) = 16·sigmoid(cpb_mlp(coords))[relative_position_index], float32."""
@@ -267,11 +231,10 @@ class SwinTransformerV2Block(nnx.Module):
     self.mlp = layers.Mlp(dim, int(dim * mlp_ratio), **kw)
     self.norm2 = layers.layer_norm(dim, **kw)
     self.drop_path2 = layers.DropPath(drop_path)
-    shifted_window_mask(self.padded, self.window_size, self.shift_size)  # computed once, cached
 
   @property
   def attn_mask(self) -> np.ndarray | None:
-    return shifted_window_mask(self.padded, self.window_size, self.shift_size)
+    return layers.shifted_window_mask(self.padded, self.window_size, self.shift_size)
 
   def _attn(self, x):
     """Shifted-window attention on tokens (B, L, C) → (B, L, C)."""

@@ -1,0 +1,1 @@
+"""Task heads on top of the DG-SCT backbone, one module per task (`ave`: CMBS)."""

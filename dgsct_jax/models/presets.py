@@ -1,0 +1,96 @@
+"""Model presets: the paper's encoders, adapters and heads, and their CPU-sized twins.
+
+The one place where a model's shape is written down. Configs (`configs/*.py`)
+and the converters (`weight_conversion/maps/*`) both read it.
+
+`large` is the paper's model (Swin-V2-L 192² + HTS-AT AudioSet). `tiny` has the
+same structure at CPU size: 64×64 frames, 1-s audio (no tiling), 16 mel bins
+folded into a 64×64 image; Swin depths (1, 1, 3, 1) against HTS-AT (1, 1, 1, 1)
+keep the reference's "audio block k under visual block 3k + 2" pattern in stage 3.
+"""
+VARIANTS = ("large", "tiny")
+
+# timm `swinv2_large_window12_192_22k`.
+SWINV2_LARGE_192 = dict(img_size=192, patch_size=4, in_chans=3, embed_dim=192,
+                        depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48), window_size=12,
+                        pretrained_window_sizes=(0, 0, 0, 0), mlp_ratio=4.0, drop_path_rate=0.1)
+# HTS-AT `HTSAT_AudioSet_Saved_1.ckpt`: 32 kHz, 10-s clips, 64 mel bins, 527 classes.
+HTSAT_AUDIOSET = dict(sample_rate=32000, window=1024, hop=320, mel_bins=64, fmin=50.0,
+                      fmax=14000.0, num_samples=320000, spec_size=256, patch_size=4,
+                      patch_stride=(4, 4), in_chans=1, num_classes=527, embed_dim=96,
+                      depths=(2, 2, 6, 2), num_heads=(4, 8, 16, 32), window_size=8,
+                      mlp_ratio=4.0, qkv_bias=True, drop_path_rate=0.1, ape=False,
+                      patch_norm=True, enable_tscam=True)
+# laion-clap's audio branch (HTSAT-tiny at 48 kHz).
+HTSAT_LAION_CLAP_TINY = dict(HTSAT_AUDIOSET, sample_rate=48000, hop=480, num_samples=480000)
+
+SWINV2_TINY = dict(SWINV2_LARGE_192, img_size=64, embed_dim=32, depths=(1, 1, 3, 1),
+                   num_heads=(1, 2, 4, 8), window_size=4)
+HTSAT_TINY = dict(HTSAT_AUDIOSET, mel_bins=16, num_samples=32000, spec_size=64, embed_dim=16,
+                  depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), window_size=4, num_classes=10,
+                  enable_tscam=False)
+
+ENCODERS = {"large": {"swin": SWINV2_LARGE_192, "htsat": HTSAT_AUDIOSET},
+            "tiny": {"swin": SWINV2_TINY, "htsat": HTSAT_TINY}}
+
+# The AVE adapters (`AdapterConfig` fields).
+ADAPTER_AVE = dict(reduction_factor=8, num_conv_group=2, num_tokens=32, use_bn=True,
+                   ln_before=True, ln_post=True, audio_gate=True, latent_tokens=True,
+                   channel=True, spatial=True, temporal=False, alpha=0.3, beta=0.05, gamma=0.05)
+
+HEAD_AVE = dict(visual_dim=1536, audio_dim=768, video_fc_dim=512, audio_fc_dim=128, d_model=256,
+                nhead=4, feedforward_dim=1024, gamma=0.1, av_score_weight=0.3, top_k=4,
+                input_dropout=0.2, attention_dropout=0.1, inter_dropout=0.2,
+                keep_dead_params=True)
+HEAD_AVE_TINY = dict(HEAD_AVE, visual_dim=256, audio_dim=128, video_fc_dim=64, audio_fc_dim=32,
+                     d_model=32, nhead=2, feedforward_dim=64)
+
+
+def _check(variant: str):
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown model variant {variant!r}; choose one of {VARIANTS}")
+
+
+def backbone(variant: str = "large", *, adapter: dict = ADAPTER_AVE) -> dict:
+  """The DG-SCT backbone section of a model config (`models.backbone.SwinHTSAT`).
+
+  Keys:
+    swin, htsat: constructor arguments of the encoders (htsat.num_samples = clip length).
+    adapter: `AdapterConfig` fields shared by every adapter (ablation switches:
+      channel / spatial / temporal / latent_tokens, alpha / beta / gamma, ...).
+    pairing: 'ave' (the official table), 'zip' (derived from the depths) or a table.
+    visual_adapters / audio_adapters: A2V (`vis_adapter_blocks_*`) / V2A
+      (`audio_adapter_blocks_*`) guidance; p1 / p2: adapters around attention / MLP.
+      All four False = the frozen-encoder baseline (mean-pooled features).
+    encoder_train_mode: training also runs the frozen encoders in train mode (drop path,
+      SpecAugment, bn0 batch statistics) as the reference does (True, faithful).
+    audio_final_norm: HTS-AT final LayerNorm before pooling (reference: False).
+    tile_audio: tile short audio segments to htsat.num_samples on device.
+    remat: 'none' | 'block' | 'block_dots' (models/dgsct.py).
+    remat_stages: rematerialise only the first k stages of each encoder (None: all).
+    matmul_dtype: None (faithful: matmuls in the compute dtype) or 'bfloat16' (bf16
+      operands, float32 accumulation in the encoders and adapters; models/matmul.py).
+  """
+  _check(variant)
+  return dict(
+      swin=dict(ENCODERS[variant]["swin"]),
+      htsat=dict(ENCODERS[variant]["htsat"]),
+      adapter=dict(adapter),
+      pairing="ave" if variant == "large" else "zip",
+      visual_adapters=True, audio_adapters=True, p1=True, p2=True,
+      encoder_train_mode=True,
+      audio_final_norm=False,
+      tile_audio=True,
+      remat="none",
+      remat_stages=None,
+      matmul_dtype=None,
+  )
+
+
+def ave(variant: str = "large") -> dict:
+  """The AVE model config (`models.ave.AVEModel`): the backbone plus
+  `variant`, `num_classes` (28 events; background is the separate is_event
+  score) and `head` (`heads.ave.AVEHead` arguments; its widths are the encoders')."""
+  _check(variant)
+  return dict(backbone(variant), variant=variant, num_classes=28,
+              head=dict(HEAD_AVE if variant == "large" else HEAD_AVE_TINY))
