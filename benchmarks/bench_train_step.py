@@ -4,7 +4,7 @@
         [--precision f32,bf16_matmul,bf16] [--steps 3] [--max_temp_gib 16]
         [--host_allocator auto|system|jemalloc|glibc_thp]
 
-The step is the trainer's (`train.forward`): forward in training mode (frozen encoders
+The step is the trainer's (`steps.forward` with the AVE task's losses): forward in training mode (frozen encoders
 in train mode, adapter BN batch statistics, head dropout), the AVE losses, gradients
 w.r.t. the `Trainable` leaves only (201.16 M), an Adam update, new BN statistics. One video =
 10 segments (frames (1, 10, 3, 192, 192), audio (1, 10, 32000) tiled on device).
@@ -21,8 +21,7 @@ Reported per row: compile time, median step time over `--steps` runs after a war
 analysis (FLOPs, bytes accessed) and memory analysis (temporaries), and the
 process's peak RSS so far. The host allocator is the trainer's (`--host_allocator`,
 dgsct_jax/host_memory.py: the script re-executes itself once under it). A choice whose temporaries would not fit in memory is
-compiled and reported but not run (step time "nan"). Reference: the official
-PyTorch step takes ≈18.6 s on this 2-core CPU (float32); target ≤ 0.6× of that (11.2 s).
+compiled and reported but not run (step time "nan"). Results: benchmarks/README.md.
 """
 import argparse
 import itertools
@@ -44,12 +43,13 @@ sys.path.insert(0, str(ROOT))
 
 from dgsct_jax import host_memory  # noqa: E402
 from dgsct_jax import nnx_utils  # noqa: E402
-from dgsct_jax import train  # noqa: E402
+from dgsct_jax import steps as steps_lib  # noqa: E402
+from dgsct_jax import train_state  # noqa: E402
 from dgsct_jax.models import ave  # noqa: E402
-from dgsct_jax.tasks import ave as ave_task  # noqa: E402
-from weight_conversion import dgsct_map  # noqa: E402
+from dgsct_jax.models import presets  # noqa: E402
+from dgsct_jax.tasks.ave import losses as ave_losses  # noqa: E402
+from dgsct_jax.tasks.ave import task as ave_task  # noqa: E402
 
-TORCH_STEP_S = 18.6
 PRECISIONS = {  # name: (trainer compute dtype, model.matmul_dtype)
     "f32": (jnp.float32, None),
     "bf16_matmul": (jnp.float32, "bfloat16"),
@@ -67,10 +67,13 @@ def peak_rss_gib() -> float:
 
 def make_step(graphdef, tx, dtype):
   """The trainer's pattern: pure-dict parts merged inside the differentiated loss."""
+  task = ave_task.AVE()
+
   def loss_fn(trainable, frozen, stats, batch, rng):
-    out, new_stats = train.forward(graphdef, trainable, frozen, stats, batch,
-                                   deterministic=False, rng=rng, dtype=dtype)
-    return ave_task.losses(out, batch["label"])["total"], new_stats
+    inputs = {k: batch[k] for k in ("audio", "frames")}
+    out, new_stats = steps_lib.forward(task, graphdef, trainable, frozen, stats, inputs,
+                                       deterministic=False, rng=rng, dtype=dtype)
+    return ave_losses.losses(out, batch["label"])["total"], new_stats
 
   def step(trainable, opt_state, frozen, stats, batch, rng):
     (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -84,13 +87,14 @@ def make_step(graphdef, tx, dtype):
 def run(remat: str, precision: str, state, batch, steps: int, max_temp_gib: float) -> dict:
   policy, _, stages = remat.partition(":")
   dtype, matmul_dtype = PRECISIONS[precision]
-  cfg = dict(ave.ave_model_config("large"), remat=policy,
+  cfg = dict(presets.ave("large"), remat=policy,
              remat_stages=int(stages) if stages else None, matmul_dtype=matmul_dtype)
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: ave.AVEModel(cfg, rngs=nnx.Rngs(0))))
   parts = nnx_utils.split(nnx.merge(graphdef, state))
   # The step donates trainable and stats; `state` is reused by the next row.
   trainable, stats = jax.tree.map(jnp.copy, (parts.trainable, parts.stats))
-  frozen = train.cast_floats(parts.frozen, dtype) if dtype != jnp.float32 else parts.frozen
+  frozen = (train_state.cast_floats(parts.frozen, dtype) if dtype != jnp.float32
+            else parts.frozen)
   tx = optax.adam(5e-4)
   opt_state = tx.init(trainable)
   step = make_step(parts.graphdef, tx, dtype)
@@ -134,7 +138,7 @@ def main():
     parser.error(f"--precision: unknown {sorted(unknown)}; choose from {sorted(PRECISIONS)}")
   allocator = host_memory.reexec_with(args.host_allocator)
   start = time.perf_counter()
-  model = dgsct_map.fresh_model(ave.ave_model_config("large"), seed=0)
+  model = ave.AVEModel(presets.ave("large"), rngs=nnx.Rngs(0))
   _, state = nnx.split(model)
   del model
   init_s = time.perf_counter() - start
@@ -147,12 +151,11 @@ def main():
   print(f"jax {jax.__version__}, {jax.device_count()} device(s) {jax.devices()[0].platform}; "
         f"host allocator {allocator}; model init {init_s:.1f} s, peak RSS {peak_rss_gib():.1f} GiB")
   print(f"{'remat':>13} | {'precision':>11} | {'compile s':>9} | {'step s':>7} | "
-        f"{'vs torch':>8} | {'GFLOP':>7} | "
-        f"{'GB moved':>8} | {'XLA temp GiB':>12} | {'peak RSS GiB':>12}")
+        f"{'GFLOP':>7} | {'GB moved':>8} | {'XLA temp GiB':>12} | {'peak RSS GiB':>12}")
   for remat, precision in itertools.product(args.remat.split(","), args.precision.split(",")):
     r = run(remat, precision, state, batch, args.steps, args.max_temp_gib)
-    print(f"{r['remat']:>13} | {r['precision']:>11} | {r['compile_s']:9.1f} | {r['step_s']:7.2f} | "
-          f"{r['step_s'] / TORCH_STEP_S:8.2f} | {r['gflops']:7.0f} | {r['gbytes']:8.1f} | "
+    print(f"{r['remat']:>13} | {r['precision']:>11} | {r['compile_s']:9.1f} | "
+          f"{r['step_s']:7.2f} | {r['gflops']:7.0f} | {r['gbytes']:8.1f} | "
           f"{r['temp_gib']:12.2f} | {r['rss_gib']:12.2f}", flush=True)
 
 

@@ -11,8 +11,8 @@ r"""The README's first command: tiny DG-SCT on the embedded synthetic dataset, o
 
 The recipe is the clean variant of configs/ave.py (eval-mode encoders, model
 selection on the validation split) with demo-sized data and a shorter schedule.
-Arguments: `:ablation=<name>` trains one of configs/ablations/ instead (the demo's
-comparison table), `epochs=N`.
+Arguments: `:ablation=<name>` trains a row of configs/ablations.py instead (the
+demo's comparison table), `epochs=N`, `seed=N`.
 """
 import ml_collections
 
@@ -23,8 +23,9 @@ NUM_CLASSES = 6
 
 
 def get_config(arg=None):
-  arg = config_utils.parse_arg(arg, ablation="", epochs=4)
-  c = ave.get_config("variant=tiny,data=synthetic,clean")
+  arg = config_utils.parse_arg(arg, ablation="", epochs=4, seed=43)
+  c = ave.get_config(f"variant=tiny,data=synthetic,clean,seed={arg.seed},"
+                     f"ablation={arg.ablation}")
   c.model.num_classes = NUM_CLASSES
   c.data.synthetic.update(num_classes=NUM_CLASSES, image_size=(c.model.swin.img_size,) * 2,
                           samples_per_segment=c.model.htsat.sample_rate)
@@ -37,15 +38,13 @@ def get_config(arg=None):
   c.optim.schedule.update(kind="step", unit="epoch", every=2, gamma=0.5)
   c.eval.batch_size = 16
   c.eval.early_stop_epochs = 0
+  c.eval.predict_after_train = True
   c.ckpt.every_steps = 100
   c.log.every_steps = 16
   c.figure.update(num_videos=3, num_segments=5)
 
   c.pretrain = ml_collections.ConfigDict(dict(
-      steps=120, batch_size=32, lr=1e-3, videos=160, eval_videos=32, seed=0))
-  c.demo = ml_collections.ConfigDict(dict(predict_after_train=True))
-
-  if arg.ablation:
-    import importlib  # pylint: disable=import-outside-toplevel
-    importlib.import_module(f"configs.ablations.{arg.ablation}").apply(c)
+      steps=120, batch_size=32, lr=1e-3, videos=160, eval_videos=32, seed=0,
+      encoders={"visual": {"arch": "swinv2", "input": "frames", "final_norm": True},
+                "audio": {"arch": "htsat", "input": "audio", "final_norm": False}}))
   return c

@@ -3,27 +3,22 @@
 XLA:CPU allocates an executable's temporary buffer afresh on every execution
 (`posix_memalign`) and frees it after. glibc serves a block that large with a
 new `mmap` and gives it back with `munmap`, so every step the kernel faults in
-and zeroes new 4 KiB pages. Measured on the full AVE step (bf16 matmuls,
-block_dots, 2 cores) when its temporaries were 12.9 GiB (before remat worked on
-CPU, see models/remat.py; with 3.5 GiB now the step takes 10.4–10.6 s with
-glibc_thp and 9.6 s with jemalloc, peak RSS 13.3 / 15.2 GiB):
+and zeroes new 4 KiB pages. The allocators:
 
-  allocator   what it does                                         step s   sys s/step
-  system      glibc defaults                                       17.3–18.4   10.7–11.5
-  glibc_thp   GLIBC_TUNABLES=glibc.malloc.hugetlb=1: the mmaps     14.3–14.9    5.9–6.4
-              use transparent huge pages (512× fewer faults)
-  jemalloc    LD_PRELOAD=libjemalloc.so.2, never returning freed    11.6–11.9    0.0–0.1
-              pages (`dirty_decay_ms:-1`): the next step reuses them
+  system      glibc defaults
+  glibc_thp   GLIBC_TUNABLES=glibc.malloc.hugetlb=1: the mmaps use transparent
+              huge pages (512× fewer faults)
+  jemalloc    LD_PRELOAD=libjemalloc.so.2, never returning freed pages
+              (`dirty_decay_ms:-1`): the next step reuses them
 
 (In-process `mallopt` cannot do it: XLA executes on threads with their own glibc
 arenas, and a single arena makes `_int_malloc` cost as much as it saves.) Both
 switches act only at process start, so `reexec_with()` re-executes the command
 line once with the environment set. `auto` picks glibc_thp, only on CPU-only
-hosts (on TPU/GPU hosts the big buffers live on the device). jemalloc is faster
-but opt-in (`apt-get install libjemalloc2`, rarely preinstalled): it never returns
-pages, so the memory XLA used while compiling stays too (with 12.9 GiB of
-temporaries the full-size benchmark process was OOM-killed at 24 GiB; a finite
-`dirty_decay_ms:10000` avoided that but purged pages between steps: 16.8 s).
+hosts (on TPU/GPU hosts the big buffers live on the device). jemalloc is the
+fastest but opt-in (`apt-get install libjemalloc2`, rarely preinstalled): it
+never returns pages, so the memory XLA used while compiling stays resident too.
+Step times per allocator: benchmarks/README.md.
 """
 import importlib.metadata
 import importlib.util

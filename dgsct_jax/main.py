@@ -8,15 +8,17 @@ does not define fail (`lock_config=True`). `--weights_dir` (or the env var
 DGSCT_WEIGHTS_DIR) is where the converted frozen encoders live; `--data_dir`
 is the TFDS data dir. On CPU-only hosts the process first re-executes itself
 once with a host allocator that keeps XLA's freed temporaries
-(`--host_allocator`, dgsct_jax/host_memory.py; full-size steps ~1.2× faster).
+(`--host_allocator`, dgsct_jax/host_memory.py).
 `--distributed` (or DGSCT_DISTRIBUTED=1) calls `jax.distributed.initialize()`
 first (multi-host TPU pods).
 
-A config with a `pretrain` section (configs/demo.py) first produces its own
-frozen encoders when they are absent (dgsct_jax.pretrain), and a config with a
-`demo` section runs `predict` after training: it prints the test accuracy next
-to the majority-class baseline and writes predictions and the spatial-attention
-figure. `--mode=predict` does the same for a trained workdir.
+The task (`config.task`) decides the model, losses and metric; this file
+and the trainer never name one. A config with a `pretrain` section
+(configs/demo.py) first produces its own frozen encoders when they are absent
+(dgsct_jax.pretrain). With `eval.predict_after_train` a finished training run
+goes on to `predict`: it prints the task's summary on `eval.report_split` and
+writes predictions.jsonl, result.json and the task's figure. `--mode=predict`
+does the same for a trained workdir.
 """
 import json
 import os
@@ -66,7 +68,10 @@ def main(argv):
   from dgsct_jax import distributed  # pylint: disable=import-outside-toplevel
   distributed.initialize(_DISTRIBUTED.value)
 
-  from dgsct_jax import train  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from dgsct_jax import evaluation
+  from dgsct_jax import train
+  # pylint: enable=import-outside-toplevel
   config, workdir = _CONFIG.value, _WORKDIR.value
   resolve_paths(config, workdir)
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
@@ -83,23 +88,20 @@ def main(argv):
       sys.exit(3)
     if result["stopped"]:
       return
-    if "demo" in config:
-      report(train.predict(config, workdir))
+    if config.eval.predict_after_train:
+      report(evaluation.predict(config, workdir))
   elif _MODE.value == "eval":
-    result = train.evaluate(config, workdir)
-    result.pop("predictions")
-    print(json.dumps(result, indent=1))
+    print(json.dumps(evaluation.evaluate(config, workdir), indent=1))
   else:
-    report(train.predict(config, workdir))
+    report(evaluation.predict(config, workdir))
 
 
 def report(result: dict):
-  print(f"{result['split']} segment accuracy: {result['accuracy']:.2f}%  "
-        f"(majority-class baseline: {result['majority_baseline']:.2f}%, "
-        f"{result['segments']} segments, best checkpoint of step {result['checkpoint_step']})")
+  print(f"{result['split']} {result['summary']}; best checkpoint: step "
+        f"{result['checkpoint_step']}")
   print(f"predictions: {result['predictions_file']}")
   if result.get("figure"):
-    print(f"spatial attention figure: {result['figure']}")
+    print(f"figure: {result['figure']}")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def _axes(state) -> Tree:
   out = {}
   for path, var in state.flat_state():
     meta = var.get_metadata()
-    axes = meta.get("out_sharding", meta.get("sharding_names"))
+    axes = meta.get("out_sharding")
     node = out
     for key in path[:-1]:
       node = node.setdefault(key, {})

@@ -9,7 +9,15 @@ sound). The result is written exactly like a converted real checkpoint
 (`weight_conversion.store`: orbax values + manifest with `params_sha256`), and
 the DG-SCT run reads it through `config.init_from` like any converted encoder.
 
-    config.pretrain = dict(steps=..., batch_size=..., lr=..., videos=..., seed=...)
+    config.pretrain = dict(steps=..., batch_size=..., lr=..., videos=..., eval_videos=...,
+                           seed=..., encoders={<init_from name>: dict(arch=..., input=...,
+                                                                     final_norm=...)})
+
+Each encoder of `pretrain.encoders` is built as `ENCODERS[arch]` from the model
+config section `config.model[init_from.<name>.prefix]`, fed the segments'
+`input` field ('frames' or 'audio'), and pooled as the DG-SCT backbone pools it
+(`final_norm`: the encoder's final norm first; the backbone applies Swin's, not
+HTS-AT's).
 """
 import dataclasses
 import logging
@@ -23,34 +31,36 @@ from flax import nnx
 
 from dgsct_jax import nnx_utils
 from dgsct_jax.data import synthetic
-from dgsct_jax.models import htsat as htsat_lib
 from dgsct_jax.models import layers
-from dgsct_jax.models import swinv2
+from dgsct_jax.models.encoders import htsat
+from dgsct_jax.models.encoders import swinv2
+
+ENCODERS = {"swinv2": swinv2.SwinTransformerV2, "htsat": htsat.HTSAT}
 
 
 class EncoderClassifier(nnx.Module):
   """A tiny encoder with a linear classifier on its mean-pooled final tokens (all trainable;
   the classifier is dropped afterwards, HTS-AT's own `head` is saved untrained and unused)."""
 
-  def __init__(self, kind: str, encoder_config: dict, num_classes: int, *, rngs: nnx.Rngs):
-    self.kind = kind
-    self.num_classes = num_classes
-    if kind == "visual":
-      self.encoder = swinv2.SwinTransformerV2(**encoder_config, rngs=rngs)
-    else:
-      self.encoder = htsat_lib.HTSAT(**encoder_config, rngs=rngs)
+  def __init__(self, arch: str, encoder_config: dict, num_classes: int, *, final_norm: bool,
+               rngs: nnx.Rngs):
+    if arch not in ENCODERS:
+      raise ValueError(f"pretrain: unknown encoder arch {arch!r}; known: {sorted(ENCODERS)}")
+    self.encoder = ENCODERS[arch](**encoder_config, rngs=rngs)
+    self.final_norm = final_norm
     self.fc = layers.linear(self.encoder.num_features, num_classes, rngs=rngs)
     layers.mark_trainable(self)
 
   def __call__(self, x, *, deterministic: bool = True, rngs=None):
     features, _ = self.encoder(x, deterministic=deterministic, rngs=rngs)
-    if self.kind == "visual":  # pooled as DG-SCT sees them: Swin final norm, none on HTS-AT
+    if self.final_norm:
       features = self.encoder.finalize(features)
     return self.fc(features.mean(axis=1))
 
 
-def event_segments(config, split: str, videos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(frames (N,3,H,W), audio (N,S), class (N,)) of the event segments of `videos` videos."""
+def event_segments(config, split: str, videos: int) -> tuple[dict, np.ndarray]:
+  """({'frames': (N, 3, H, W), 'audio': (N, S)}, class (N,)) of the event segments of
+  `videos` synthetic videos."""
   source = synthetic.SyntheticSource(split, videos, synthetic.SyntheticConfig(
       **config.data.synthetic.to_dict()))
   frames, audio, labels = [], [], []
@@ -62,7 +72,8 @@ def event_segments(config, split: str, videos: int) -> tuple[np.ndarray, np.ndar
     frames.append(element["frames"][keep])
     audio.append(element["audio"][keep])
     labels.append(cls[keep])
-  return np.concatenate(frames), np.concatenate(audio), np.concatenate(labels).astype(np.int32)
+  return ({"frames": np.concatenate(frames), "audio": np.concatenate(audio)},
+          np.concatenate(labels).astype(np.int32))
 
 
 def _train(model: EncoderClassifier, inputs: np.ndarray, labels: np.ndarray, pre, seed: int):
@@ -107,23 +118,24 @@ def _accuracy(parts, inputs, labels, batch: int = 64) -> float:
 
 
 def pretrain_encoder(config, name: str, out_dir) -> dict:
-  """Trains the `name` ('visual' | 'audio') tiny encoder; writes a converted-weights dir."""
+  """Trains the encoder `name` of `config.pretrain.encoders`; writes a converted-weights dir."""
   from weight_conversion import store  # pylint: disable=import-outside-toplevel
   pre = config.pretrain
-  kind_config = {"visual": config.model.swin, "audio": config.model.htsat}[name].to_dict()
+  spec = pre.encoders[name]
+  encoder_config = config.model[config.init_from[name].prefix].to_dict()
   num_classes = config.data.synthetic.num_classes
   t0 = time.time()
-  frames, audio, labels = event_segments(config, "train", pre.videos)
-  v_frames, v_audio, v_labels = event_segments(config, "val", pre.eval_videos)
-  inputs, val_inputs = (frames, v_frames) if name == "visual" else (audio, v_audio)
-  model = EncoderClassifier(name, kind_config, num_classes, rngs=nnx.Rngs(pre.seed))
-  parts, history = _train(model, inputs, labels, pre, pre.seed)
-  val_acc = _accuracy(parts, val_inputs, v_labels)
+  inputs, labels = event_segments(config, "train", pre.videos)
+  val_inputs, val_labels = event_segments(config, "val", pre.eval_videos)
+  model = EncoderClassifier(spec.arch, encoder_config, num_classes, final_norm=spec.final_norm,
+                            rngs=nnx.Rngs(pre.seed))
+  parts, history = _train(model, inputs[spec.input], labels, pre, pre.seed)
+  val_acc = _accuracy(parts, val_inputs[spec.input], val_labels)
   # The encoder alone, every variable (weights and bn0 statistics), as dotted paths.
   values = {k[len("encoder."):]: np.asarray(v)
             for k, v in {**nnx_utils.flatten(parts.trainable),
                          **nnx_utils.flatten(parts.stats)}.items() if k.startswith("encoder.")}
-  manifest = {"arch": {"visual": "swinv2", "audio": "htsat"}[name], "model_config": kind_config,
+  manifest = {"arch": spec.arch, "model_config": encoder_config,
               "source": "dgsct_jax.pretrain (synthetic train split, event segments)",
               "pretrain": dict(pre.to_dict(), steps_done=len(history),
                                final_train_loss=history[-1][0], val_accuracy=val_acc,

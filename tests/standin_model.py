@@ -3,13 +3,16 @@
 Frozen `swin`/`htsat` encoders (plain `nnx.Param`, `htsat.bn0` BatchNorm
 statistics), a trainable adapter with its own BatchNorm, dropout drawn from
 the call's rngs, and the AVE output dict (batch-major). Small enough that a
-train step compiles and runs in well under a second on CPU.
+train step compiles and runs in well under a second on CPU. `StandInAVE` is
+the AVE task on this model (`config.task = "standin_model:StandInAVE"`).
 """
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from dgsct_jax.models import layers
+from dgsct_jax.tasks import base
+from dgsct_jax.tasks.ave import task as ave_task
 
 
 class Encoder(nnx.Module):
@@ -61,5 +64,20 @@ class StandIn(nnx.Module):
     }
 
 
-def build(config, *, rngs):
-  return StandIn(config, rngs=rngs)
+class StandInAVE(ave_task.AVE):
+  """AVE's losses, metric and batch on the stand-in model (no figure)."""
+
+  def batch_spec(self):
+    m = self.config.model
+    return {"frames": base.Field((ave_task.NUM_SEGMENTS, 3, m.image_size, m.image_size),
+                                 "float32", base.INPUT),
+            "audio": base.Field((ave_task.NUM_SEGMENTS, m.samples), "float32", base.INPUT),
+            "label": base.Field((ave_task.NUM_SEGMENTS, m.num_classes + 1), "float32",
+                                base.TARGET),
+            "video_id": base.Field((), "str", base.HOST)}
+
+  def build_model(self, rngs):
+    return StandIn(self.config.model, rngs=rngs)
+
+  def figure(self, model, source, workdir):
+    return None

@@ -1,9 +1,15 @@
-"""AVE targets, losses and segment accuracy against the reference's torch computation."""
+"""AVE targets, losses and segment accuracy against the reference's torch computation,
+and the AVE task's accumulator, prediction rows and predictions file."""
+import json
+
 import jax
 import numpy as np
 import pytest
 
-from dgsct_jax.tasks import ave
+from dgsct_jax import score
+from dgsct_jax.metrics import ave as ave_metrics
+from dgsct_jax.tasks.ave import losses as ave
+from dgsct_jax.tasks.ave import task as ave_task
 from torch_refs import import_torch
 
 
@@ -96,12 +102,14 @@ def test_accuracy_hand_made():
   event_scores = np.zeros((2, 28), np.float32)
   event_scores[0, 7] = 2.0
   event_scores[1, 5] = 1.0
-  pred = ave.segment_predictions(is_event, event_scores)
+  pred = ave_metrics.segment_predictions(is_event, event_scores)
   np.testing.assert_array_equal(pred, [[28, 7, 7, 7], [5, 28, 5, 5]])
-  np.testing.assert_allclose(ave.video_accuracy(is_event, event_scores, labels), [75.0, 0.0])
-  np.testing.assert_allclose(float(ave.segment_accuracy(is_event, event_scores, labels)), 37.5)
+  np.testing.assert_allclose(ave_metrics.video_accuracy(is_event, event_scores, labels),
+                             [75.0, 0.0])
+  np.testing.assert_allclose(
+      float(ave_metrics.segment_accuracy(is_event, event_scores, labels)), 37.5)
   # sigmoid exactly 0.5 is not an event (strict >)
-  pred_half = ave.segment_predictions(np.zeros((1, 4), np.float32), event_scores[:1])
+  pred_half = ave_metrics.segment_predictions(np.zeros((1, 4), np.float32), event_scores[:1])
   np.testing.assert_array_equal(pred_half, [[28] * 4])
 
 
@@ -111,7 +119,7 @@ def test_accuracy_matches_reference(seed):
   rng = np.random.default_rng(seed)
   labels, outputs = random_labels(rng, 8), random_outputs(rng, 8)
   want = reference_accuracy(torch, outputs["is_event_scores"], outputs["event_scores"], labels)
-  got = jax.jit(ave.segment_accuracy)(outputs["is_event_scores"], outputs["event_scores"], labels)
+  got = jax.jit(ave_metrics.segment_accuracy)(outputs["is_event_scores"], outputs["event_scores"], labels)
   np.testing.assert_allclose(float(got), want, rtol=1e-6)
 
 
@@ -126,26 +134,72 @@ def test_epoch_accuracy_pooled_vs_batch_mean():
     mask = np.ones(8, np.float32)
     mask[size:] = 0
     pad = lambda x: np.concatenate([x, np.zeros((8 - size,) + x.shape[1:], x.dtype)])
-    counts.append(ave.segment_counts(pad(outputs["is_event_scores"]), pad(outputs["event_scores"]),
-                                     pad(labels), mask=mask))
+    counts.append(ave_metrics.segment_counts(pad(outputs["is_event_scores"]),
+                                             pad(outputs["event_scores"]), pad(labels),
+                                             mask=mask))
     acc = reference_accuracy(torch, outputs["is_event_scores"], outputs["event_scores"], labels)
     running = (running * i + acc) / (i + 1)              # `eval` of the reference
   correct, total = map(np.asarray, zip(*counts))
   assert total.sum() == 4020
-  np.testing.assert_allclose(ave.epoch_accuracy(correct, total, average="batches"), running, rtol=1e-9)
-  pooled = ave.epoch_accuracy(correct, total)
+  np.testing.assert_allclose(ave_metrics.epoch_accuracy(correct, total, average="batches"),
+                             running, rtol=1e-9)
+  pooled = ave_metrics.epoch_accuracy(correct, total)
   np.testing.assert_allclose(pooled, 100 * correct.sum() / 4020, rtol=1e-12)
   assert abs(pooled - running) > 1e-3
   with pytest.raises(ValueError, match="average"):
-    ave.epoch_accuracy(correct, total, average="videos")
+    ave_metrics.epoch_accuracy(correct, total, average="videos")
 
 
 def test_segment_predictions_put_background_after_the_event_classes():
   is_event = np.asarray([[3.0, -3.0, 0.1]], np.float32)
   six = np.asarray([[0.0, 2.0, 1.0, 0.0, 0.0, 0.0]], np.float32)  # synthetic: 6 classes
-  np.testing.assert_array_equal(ave.segment_predictions(is_event, six), [[1, 6, 1]])
+  np.testing.assert_array_equal(ave_metrics.segment_predictions(is_event, six), [[1, 6, 1]])
   ave28 = np.zeros((1, 28), np.float32)
   ave28[0, 27] = 1.0
-  np.testing.assert_array_equal(ave.segment_predictions(is_event, ave28), [[27, 28, 27]])
+  np.testing.assert_array_equal(ave_metrics.segment_predictions(is_event, ave28), [[27, 28, 27]])
   labels = np.eye(7, dtype=np.float32)[[[1, 6, 2]]]
-  np.testing.assert_array_equal(ave.segment_correct(is_event, six, labels), [[True, True, False]])
+  np.testing.assert_array_equal(ave_metrics.segment_correct(is_event, six, labels), [[True, True, False]])
+
+
+def test_accumulator_pools_segments_and_finds_the_majority_class():
+  """SegmentAccuracy over chunks == the pooled accuracy of the reference's formula."""
+  torch = import_torch()
+  rng = np.random.default_rng(11)
+  labels, outputs = random_labels(rng, 13), random_outputs(rng, 13)
+  task = ave_task.AVE()
+  eval_out = jax.tree.map(np.asarray, task.eval_outputs(outputs, {"label": labels}))
+  acc = task.metrics()
+  for start in (0, 5, 6):  # uneven chunks, one empty
+    stop = {0: 5, 5: 6, 6: 13}[start]
+    acc.update({k: v[start:stop] for k, v in eval_out.items()})
+  acc.update({k: v[:0] for k, v in eval_out.items()})
+  result = acc.result()
+  want = reference_accuracy(torch, outputs["is_event_scores"], outputs["event_scores"], labels)
+  np.testing.assert_allclose(result["accuracy"], want, rtol=1e-9)
+  classes = labels.argmax(-1).ravel()
+  assert result["segments"] == classes.size
+  assert result["majority_class"] == np.bincount(classes).argmax()
+  np.testing.assert_allclose(result["majority_baseline"],
+                             100 * np.bincount(classes).max() / classes.size)
+  with pytest.raises(ValueError, match="no segments"):
+    task.metrics().result()
+
+
+def test_prediction_rows_are_scored_again_by_the_cli(tmp_path):
+  """predictions.jsonl as predict writes it → `dgsct_jax.score --task=ave` → the same numbers."""
+  rng = np.random.default_rng(12)
+  labels, outputs = random_labels(rng, 6), random_outputs(rng, 6)
+  task = ave_task.AVE()
+  eval_out = jax.tree.map(np.asarray, task.eval_outputs(outputs, {"label": labels}))
+  rows = task.prediction_rows(eval_out, {"video_id": np.asarray([f"v{i}" for i in range(6)])})
+  assert rows[2]["video_id"] == "v2" and rows[2]["pred"] == eval_out["pred"][2].tolist()
+  path = tmp_path / "predictions.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  acc = task.metrics()
+  acc.update(eval_out)
+  assert score.score("ave", path) == acc.result()
+  path.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"video_id": "x"}) + "\n")
+  with pytest.raises(ValueError, match="line 2"):
+    score.score("ave", path)
+  with pytest.raises(ValueError, match="no option"):
+    score.score("ave", path, batch_size=4)

@@ -1,17 +1,18 @@
-"""Every config builds, carries no machine paths, and the AVE defaults are the reference's."""
-import importlib
+"""Every config builds, carries no machine paths, and the AVE defaults are the reference's;
+the ablation table, the seed argument and the shared trainer section."""
 import pathlib
 import subprocess
 import sys
 
 import pytest
 
+from configs import ablations
 from configs import ave as ave_config
+from configs import common
 from configs import demo as demo_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-ABLATIONS = sorted(p.stem for p in (REPO / "configs" / "ablations").glob("*.py")
-                   if p.stem != "__init__")
+ABLATIONS = sorted(ablations.ABLATIONS)
 
 
 def _strings(tree, prefix=""):
@@ -54,14 +55,20 @@ def test_ave_defaults_are_the_official_recipe():
 
 
 @pytest.mark.parametrize("name", ABLATIONS)
-def test_ablation_configs_flip_one_switch(name):
-  module = importlib.import_module(f"configs.ablations.{name}")
+def test_ablations_flip_model_switches_only(name):
   base = ave_config.get_config("variant=tiny").to_dict()
-  ablated = module.get_config("variant=tiny").to_dict()
+  ablated = ave_config.get_config(f"variant=tiny,ablation={name}").to_dict()
   changed = [k for (k, a), (_, b) in zip(_strings(ablated), _strings(base)) if a != b]
-  assert changed and all(k.startswith("model.") for k in changed), changed
+  assert sorted(changed) == sorted(ablations.ABLATIONS[name]), changed
   demo = demo_config.get_config(f"ablation={name}")
   _no_machine_paths(demo)
+  assert all(str(v) == str(_get(demo, k)) for k, v in ablations.ABLATIONS[name].items())
+
+
+def _get(config, path):
+  for key in path.split("."):
+    config = config[key]
+  return config
 
 
 def test_ablations_cover_every_model_switch():
@@ -69,11 +76,35 @@ def test_ablations_cover_every_model_switch():
               "p2": "p1_only"}
   for switch, name in switches.items():
     assert ave_config.get_config("variant=tiny")["model"][switch] is True
-    assert importlib.import_module(f"configs.ablations.{name}").get_config(
-        "variant=tiny").model[switch] is False
+    assert ave_config.get_config(f"variant=tiny,ablation={name}").model[switch] is False
   for name in ("frozen_baseline", "lavish", "no_channel", "no_spatial", "no_temporal",
                "no_latent_tokens"):
     assert name in ABLATIONS
+
+
+def test_ablation_of_a_field_the_task_lacks_names_it():
+  config = ave_config.get_config("variant=tiny")
+  del config.model["head"]
+  with pytest.raises(ValueError, match=r"no_temporal.*model\.head\.gamma"):
+    ablations.apply(config, "no_temporal")
+  with pytest.raises(ValueError, match="unknown ablation 'no_such'"):
+    ave_config.get_config("ablation=no_such")
+
+
+def test_seed_is_a_config_argument():
+  assert ave_config.get_config("variant=tiny").seed == 43
+  assert ave_config.get_config("variant=tiny,seed=7").seed == 7
+  assert demo_config.get_config("seed=3").seed == 3
+
+
+def test_every_task_config_shares_the_trainer_section():
+  """The task configs add their sections to configs/common.py's, and change nothing else
+  but what their arguments ask for."""
+  arg = common.parse("variant=tiny", data="ave", seed=43)
+  shared = common.trainer_config(arg).to_dict()
+  task = ave_config.get_config("variant=tiny").to_dict()
+  assert {k: task[k] for k in shared} == shared
+  assert set(task) - set(shared) == {"task", "model", "loss", "figure"}
 
 
 def test_demo_config_is_consistent():
@@ -82,6 +113,8 @@ def test_demo_config_is_consistent():
   assert c.data.synthetic.num_classes == c.model.num_classes
   assert tuple(c.data.synthetic.image_size) == (c.model.swin.img_size,) * 2
   assert set(c.init_from) == {"visual", "audio"} and "pretrain" in c
+  assert set(c.pretrain.encoders) == set(c.init_from)
+  assert c.task == "ave" and c.eval.predict_after_train
 
 
 def test_overrides_of_unknown_fields_fail(tmp_path):
@@ -114,5 +147,5 @@ def test_optional_model_fields_take_command_line_overrides():
   assert run.returncode == 0, run.stderr[-2000:]
   assert run.stdout.strip().splitlines()[-1] == "('bfloat16', 2)"
   plain = ave_config.get_config("variant=tiny").to_dict()["model"]
-  assert set(ave_config.OPTIONAL_MODEL_KEYS) <= set(plain)
-  assert all(plain[key] is None for key in ave_config.OPTIONAL_MODEL_KEYS)
+  assert set(common.OPTIONAL_MODEL_KEYS) <= set(plain)
+  assert all(plain[key] is None for key in common.OPTIONAL_MODEL_KEYS)

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from dgsct_jax.models import ave_head
+from dgsct_jax.models.heads import ave as ave_head
 from golden_weights import golden_state_dict
 from weight_conversion import archs
 from weight_conversion import engine

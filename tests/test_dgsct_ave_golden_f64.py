@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from dgsct_jax.models import ave_head
+from dgsct_jax.models.heads import ave as ave_head
 
 TESTS = pathlib.Path(__file__).resolve().parent
 

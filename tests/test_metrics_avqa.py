@@ -92,11 +92,11 @@ def test_errors():
     avqa.answers_to_ids(["yes", "maybe"], ["yes", "no"])
 
 
-def test_evaluate_cli(qa, annotations_dir, tmp_path):
+def test_score_cli(qa, annotations_dir, tmp_path):
   """The CLI end to end (subprocess) on json predictions in json order, plus id checks."""
   import subprocess
   import sys
-  from dgsct_jax import evaluate
+  from dgsct_jax import score
   root = annotations_dir / "AVQA"
   preds = [{"question_id": s["question_id"], "answer": s["anser"]} for s in qa["test"]]
   preds[0]["answer"] = "zero" if preds[0]["answer"] != "zero" else "one"   # one wrong
@@ -104,7 +104,7 @@ def test_evaluate_cli(qa, annotations_dir, tmp_path):
   path.write_text(json.dumps(preds))
   out = tmp_path / "scores.json"
   res = subprocess.run(
-      [sys.executable, "-m", "dgsct_jax.evaluate", "--task=avqa", f"--predictions={path}",
+      [sys.executable, "-m", "dgsct_jax.score", "--task=avqa", f"--predictions={path}",
        f"--annotations={root / 'avqa-test.json'}", f"--ans_vocab={root / 'ans_vocab.txt'}",
        f"--output={out}"], capture_output=True, text=True, check=False)
   assert res.returncode == 0, res.stderr
@@ -113,5 +113,5 @@ def test_evaluate_cli(qa, annotations_dir, tmp_path):
   # question_id repeats in MUSIC-AVQA: a shuffled order cannot be re-aligned.
   path.write_text(json.dumps(preds[::-1]))
   with pytest.raises(ValueError, match="occur more than once"):
-    evaluate.evaluate("avqa", path, annotations=root / "avqa-test.json",
+    score.score("avqa", path, annotations=root / "avqa-test.json",
                       ans_vocab=root / "ans_vocab.txt")

@@ -124,12 +124,12 @@ def test_accumulator_matches_evaluate_dataset_on_random_batches():
     avs.evaluate_dataset(logits[:, :4], masks[:, :4].reshape(-1, 16, 16), batch_size=4)
 
 
-def test_evaluate_cli_library_entry(tmp_path):
-  from dgsct_jax import evaluate
+def test_score_cli_library_entry(tmp_path):
+  from dgsct_jax import score
   logits, masks = _two_frames()
   np.savez(tmp_path / "p.npz", logits=logits, masks=masks)
-  got = evaluate.evaluate("avs", tmp_path / "p.npz", batch_size=1, frames_per_video=1)
+  got = score.score("avs", tmp_path / "p.npz", batch_size=1, frames_per_video=1)
   assert got == avs.evaluate_dataset(logits, masks, batch_size=1, frames_per_video=1)
   with pytest.raises(KeyError, match="missing arrays"):
     np.savez(tmp_path / "q.npz", logits=logits)
-    evaluate.evaluate("avs", tmp_path / "q.npz")
+    score.score("avs", tmp_path / "q.npz")

@@ -237,12 +237,12 @@ def test_bad_csv_errors_name_the_file(tmp_path):
     avvp.read_weak_csv(bad)
 
 
-def test_evaluate_cli_library_entry(llp, annotations_dir, tmp_path):
-  """`dgsct_jax.evaluate` on saved model outputs, GT from the CSVs, split order by default."""
-  from dgsct_jax import evaluate
+def test_score_cli_library_entry(llp, annotations_dir, tmp_path):
+  """`dgsct_jax.score` on saved model outputs, GT from the CSVs, split order by default."""
+  from dgsct_jax import score
   y = llp["test"]["weak"]
   path = tmp_path / "pred.npz"
   np.savez(path, global_prob=y, a_frame_prob=np.repeat(y[:, None], 10, 1),
            v_frame_prob=np.repeat(y[:, None], 10, 1))
-  scores = evaluate.evaluate("avvp", path, annotations=annotations_dir / "AVVP", split="test")
+  scores = score.score("avvp", path, annotations=annotations_dir / "AVVP", split="test")
   assert {k: round(v, 2) for k, v in scores.items()} == WEAK_BROADCAST["test"]

@@ -9,32 +9,45 @@ import pytest
 from ml_collections import ConfigDict
 
 import trainer_configs
+from dgsct_jax import input_pipeline
 from dgsct_jax import nnx_utils
 from dgsct_jax import optim as optim_lib
 from dgsct_jax import sharding as sharding_lib
-from dgsct_jax import train
+from dgsct_jax import steps as steps_lib
+from dgsct_jax import tasks
+from dgsct_jax import train_state
 
 STEPS = 3
 
 
 def _batches(config, n):
-  source = train.get_source(config, "train", None)
-  it = train.train_iterator(config, source)
+  source = input_pipeline.get_source(config, "train")
+  it = input_pipeline.train_iterator(config, source)
   return [next(it) for _ in range(n)]
 
 
-def _run(config, devices, batches):
+def _global(task, batch, layout):
+  return input_pipeline.to_global(batch, task.batch_spec(), steps_lib.train_fields(task),
+                                  layout.batch_sh)
+
+
+def _setup(config, devices):
+  task = tasks.for_config(config)
   mesh = sharding_lib.make_mesh(config.mesh, devices)
-  layout = train.make_layout(config, mesh)
-  parts = train.init_parts(config, layout)
-  frozen = train.place_frozen(config, parts.frozen, layout)
+  layout = train_state.make_layout(config, task, mesh)
+  return task, layout, train_state.init_parts(config, task, layout)
+
+
+def _run(config, devices, batches):
+  task, layout, parts = _setup(config, devices)
+  frozen = train_state.place_frozen(config, parts.frozen, layout)
   tx, schedule = optim_lib.make_optimizer(config.optim, parts.trainable, batches_per_epoch=4)
-  opt_sh = train.opt_shardings(tx, jax.eval_shape(tx.init, parts.trainable), layout)
-  state = train.init_state(config, parts, tx, train.state_shardings(layout, opt_sh))
-  step = train.make_train_step(config, layout, tx, schedule, opt_sh)
+  opt_sh = train_state.opt_shardings(tx, jax.eval_shape(tx.init, parts.trainable), layout)
+  state = train_state.init_state(config, parts, tx, train_state.state_shardings(layout, opt_sh))
+  step = steps_lib.make_train_step(config, task, layout, tx, schedule, opt_sh)
   losses = []
   for batch in batches:
-    state, metrics = step(state, frozen, train.to_global(batch, layout.batch_sh))
+    state, metrics = step(state, frozen, _global(task, batch, layout))
     losses.append(float(metrics["loss"]))
   return losses, jax.device_get(state), frozen, parts, layout
 
@@ -98,14 +111,12 @@ def test_only_trainable_is_optimised_and_frozen_is_untouched(single_device):
 def test_state_is_donated_and_frozen_is_not():
   """Every train-state buffer is donated (aliased to an output); no frozen one is."""
   config = trainer_configs.standin_config()
-  mesh = sharding_lib.make_mesh(config.mesh, jax.devices())
-  layout = train.make_layout(config, mesh)
-  parts = train.init_parts(config, layout)
+  task, layout, parts = _setup(config, jax.devices())
   tx, schedule = optim_lib.make_optimizer(config.optim, parts.trainable, batches_per_epoch=4)
-  state = train.init_state(config, parts, tx)
-  opt_sh = train.opt_shardings(tx, jax.eval_shape(tx.init, parts.trainable), layout)
-  step = train.make_train_step(config, layout, tx, schedule, opt_sh)
-  batch = train.to_global(_batches(config, 1)[0], layout.batch_sh)
+  state = train_state.init_state(config, parts, tx)
+  opt_sh = train_state.opt_shardings(tx, jax.eval_shape(tx.init, parts.trainable), layout)
+  step = steps_lib.make_train_step(config, task, layout, tx, schedule, opt_sh)
+  batch = _global(task, _batches(config, 1)[0], layout)
   text = step.lower(state, parts.frozen, batch).as_text()
   # Frozen inputs are not donated (no aliasing to an output); trainable ones are.
   n_frozen = len(jax.tree.leaves(parts.frozen))

@@ -2,17 +2,18 @@
 trainer section with tiny synthetic data and a model small enough for CI."""
 import ml_collections
 
-from configs import ave as ave_config
+from configs import common
 
 IMAGE, SAMPLES, CLASSES = 8, 64, 4
 
 
-def standin_config(arg: str = "variant=tiny,data=synthetic", **overrides):
-  c = ave_config.trainer_config(ave_config.parse(arg))
-  c.model_builder = "standin_model:build"
+def standin_config(arg: str = "variant=tiny", **overrides):
+  c = common.trainer_config(common.parse(arg, data="synthetic", seed=43))
+  c.task = "standin_model:StandInAVE"
   c.model = ml_collections.ConfigDict(dict(num_classes=CLASSES, dim=16, image_size=IMAGE,
                                            samples=SAMPLES, dropout=0.1,
                                            encoder_train_mode=True))
+  c.loss = ml_collections.ConfigDict({"gate_on_logits": True})
   c.init_from = ml_collections.ConfigDict()
   c.data.synthetic.update(num_classes=CLASSES, image_size=(IMAGE, IMAGE),
                           samples_per_segment=SAMPLES, sample_rate=SAMPLES)

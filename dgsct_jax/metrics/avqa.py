@@ -105,6 +105,34 @@ def avqa_accuracy(predictions, answers, types: Sequence, *, modality_average: st
   return out
 
 
+class AVQAMetrics:
+  """`avqa_accuracy` over a split given in chunks.
+
+  `update(rows)`: `prediction` (N,) answer ids or `logits` (N, 42), `answer` (N,)
+  ids and `type` (N,) json type strings, aligned. Options are `avqa_accuracy`'s.
+  """
+
+  def __init__(self, **options):
+    self.options = options
+    self.predictions: list[np.ndarray] = []
+    self.answers: list[np.ndarray] = []
+    self.types: list = []
+
+  def update(self, rows) -> None:
+    pred = rows["prediction"] if "prediction" in rows else rows.get("logits")
+    if pred is None:
+      raise KeyError(f"avqa rows need `prediction` or `logits`; have {sorted(rows)}")
+    self.predictions.append(_labels(pred))
+    self.answers.append(np.asarray(rows["answer"]))
+    self.types += list(rows["type"])
+
+  def result(self) -> dict[str, float]:
+    if not self.predictions:
+      raise ValueError("AVQAMetrics.result() called before any update()")
+    return avqa_accuracy(np.concatenate(self.predictions), np.concatenate(self.answers),
+                         self.types, **self.options)
+
+
 def answers_to_ids(answers: Iterable[str], vocab: Sequence[str]) -> np.ndarray:
   """Answer strings → ids in `vocab` order, with an error naming the unknown answer."""
   index = {a: i for i, a in enumerate(vocab)}

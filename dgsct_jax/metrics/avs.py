@@ -179,6 +179,46 @@ class AVSAccumulator:
     }
 
 
+class AVSMetrics:
+  """The reference's test scoring over rows of whole videos, in CSV order.
+
+  `update(rows)` takes `logits` and `masks` (videos, T, H, W) (or frames
+  (videos·T, H, W)) in any chunks; they are regrouped into the reference test
+  loader's batches of `batch_size` videos (the last may be partial), since M_F
+  takes its best threshold per batch. `result()` is `AVSAccumulator.result()`.
+  """
+
+  def __init__(self, *, batch_size: int = 4, frames_per_video: int = 5,
+               num_thresholds: int = NUM_THRESHOLDS, beta2: float = BETA2):
+    self.frames_per_batch = batch_size * frames_per_video
+    self.frames_per_video = frames_per_video
+    self.accumulator = AVSAccumulator(num_thresholds=num_thresholds, beta2=beta2)
+    self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+    self.pending_frames = 0
+
+  def update(self, rows) -> None:
+    p, g = _frames(rows["logits"], "logits"), _frames(rows["masks"], "masks")
+    if p.shape != g.shape or p.shape[0] % self.frames_per_video:
+      raise ValueError(f"logits {p.shape} and masks {g.shape} must match and hold whole "
+                       f"videos of {self.frames_per_video} frames")
+    self.pending.append((p, g))
+    self.pending_frames += p.shape[0]
+    while self.pending_frames >= self.frames_per_batch:
+      self._score(self.frames_per_batch)
+
+  def _score(self, frames: int):
+    p = np.concatenate([x for x, _ in self.pending])
+    g = np.concatenate([y for _, y in self.pending])
+    self.accumulator.update(p[:frames], g[:frames])
+    self.pending = [(p[frames:], g[frames:])] if frames < p.shape[0] else []
+    self.pending_frames = p.shape[0] - frames
+
+  def result(self) -> dict[str, float]:
+    if self.pending_frames:
+      self._score(self.pending_frames)
+    return self.accumulator.result()
+
+
 def evaluate_dataset(logits, masks, *, batch_size: int = 4, frames_per_video: int = 5,
                      num_thresholds: int = NUM_THRESHOLDS, beta2: float = BETA2
                      ) -> dict[str, float]:
@@ -188,15 +228,10 @@ def evaluate_dataset(logits, masks, *, batch_size: int = 4, frames_per_video: in
   videos (reference test: 4; training-time validation: 1); the last batch may
   be partial (`drop_last=False`).
   """
-  p, g = _frames(logits, "logits"), _frames(masks, "masks")
-  if p.shape != g.shape or p.shape[0] % frames_per_video:
-    raise ValueError(f"logits {p.shape} and masks {g.shape} must match and hold whole "
-                     f"videos of {frames_per_video} frames")
-  acc = AVSAccumulator(num_thresholds=num_thresholds, beta2=beta2)
-  step = batch_size * frames_per_video
-  for start in range(0, p.shape[0], step):
-    acc.update(p[start:start + step], g[start:start + step])
-  return acc.result()
+  metrics = AVSMetrics(batch_size=batch_size, frames_per_video=frames_per_video,
+                       num_thresholds=num_thresholds, beta2=beta2)
+  metrics.update({"logits": logits, "masks": masks})
+  return metrics.result()
 
 
 def split_batches(num_videos: int, batch_size: int = 4) -> Sequence[range]:

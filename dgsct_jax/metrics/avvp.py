@@ -311,6 +311,42 @@ def evaluate_outputs(global_prob, a_frame_prob, v_frame_prob, gt_a, gt_v, *,
   return avvp_scores(so_a, so_v, gt_a, gt_v, **kwargs)
 
 
+class AVVPMetrics:
+  """`avvp_scores` over a split given in chunks.
+
+  `update(rows)`: binary `so_a`, `so_v` (N, 25, 10), or the model outputs
+  `global_prob` (N, 25), `a_frame_prob`, `v_frame_prob` (N, 10, 25) (thresholded
+  by `frame_predictions`), and the dense ground truth `gt_a`, `gt_v` (N, 25, 10).
+  Options are those of `avvp_scores` and `frame_predictions`.
+  """
+
+  def __init__(self, *, threshold: float = 0.5, video_filter: bool = True, **score_options):
+    self.threshold, self.video_filter = threshold, video_filter
+    self.score_options = score_options
+    self.parts: dict[str, list[np.ndarray]] = {k: [] for k in ("so_a", "so_v", "gt_a", "gt_v")}
+
+  def update(self, rows) -> None:
+    if "so_a" in rows:
+      so_a, so_v = rows["so_a"], rows["so_v"]
+    else:
+      missing = [k for k in ("global_prob", "a_frame_prob", "v_frame_prob") if k not in rows]
+      if missing:
+        raise KeyError(f"avvp rows need so_a/so_v or the model outputs; missing {missing} "
+                       f"(have {sorted(rows)})")
+      so_a, so_v = frame_predictions(rows["global_prob"], rows["a_frame_prob"],
+                                     rows["v_frame_prob"], threshold=self.threshold,
+                                     video_filter=self.video_filter)
+    for key, value in (("so_a", so_a), ("so_v", so_v), ("gt_a", rows["gt_a"]),
+                       ("gt_v", rows["gt_v"])):
+      self.parts[key].append(_binary(value, key))
+
+  def result(self) -> dict[str, float]:
+    if not self.parts["so_a"]:
+      raise ValueError("AVVPMetrics.result() called before any update()")
+    return avvp_scores(*(np.concatenate(self.parts[k]) for k in ("so_a", "so_v", "gt_a", "gt_v")),
+                       **self.score_options)
+
+
 def format_scores(scores: Mapping[str, float]) -> str:
   """The reference's printout (`{:.1f}`), one line per level."""
   lines = []

@@ -10,31 +10,37 @@ import pathlib
 import jax
 import matplotlib
 import numpy as np
+from flax import nnx
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
 
-from dgsct_jax import nnx_utils  # noqa: E402
 from dgsct_jax.data import preprocess  # noqa: E402
-from dgsct_jax.models import ave as ave_model  # noqa: E402
 
 
-def attention_maps(graphdef, trainable, frozen, stats, audio, frames) -> dict:
+@nnx.jit
+def attention_maps(model, audio, frames) -> dict:
   """Eval-mode forward: smaps (B, T, h, w), log-mel images (B, T, F, F), class scores."""
-  def run(trainable, frozen, stats, audio, frames):
-    model = nnx_utils.merge(graphdef, trainable, frozen, stats)
-    out = model(audio, frames, deterministic=True)
-    b, t = frames.shape[:2]
-    clips = ave_model.tile_segments(audio, model.clip_samples).reshape(b * t, -1)
-    _, image = model.htsat.front(clips, deterministic=True)
-    maps = {"image": image[..., 0].reshape(b, t, *image.shape[1:3]),
-            "is_event": jax.nn.sigmoid(out["is_event_scores"]),
-            "event_class": out["event_scores"].argmax(-1)}
-    for key, grid in model.smap_grids().items():
-      if key in out:
-        maps[key] = out[key].reshape(b, t, *grid)
-    return maps
-  return jax.device_get(jax.jit(run)(trainable, frozen, stats, audio, frames))
+  out = model(audio, frames, deterministic=True)
+  b, t = frames.shape[:2]
+  _, image = model.htsat.front(model.clips(audio), deterministic=True)
+  maps = {"image": image[..., 0].reshape(b, t, *image.shape[1:3]),
+          "is_event": jax.nn.sigmoid(out["is_event_scores"]),
+          "event_class": out["event_scores"].argmax(-1)}
+  for key, grid in model.smap_grids().items():
+    if key in out:
+      maps[key] = out[key].reshape(b, t, *grid)
+  return maps
+
+
+def draw(model, elements: list[dict], path, *, num_segments: int) -> pathlib.Path:
+  """The figure of `model` (an `AVEModel`) on dataset elements (frames, audio, label,
+  video_id), one row pair per element."""
+  frames = np.stack([e["frames"] for e in elements])
+  audio = np.stack([e["audio"] for e in elements])
+  maps = jax.device_get(attention_maps(model, audio, frames))
+  return write_figure(path, maps, frames, np.stack([e["label"] for e in elements]),
+                      [e["video_id"] for e in elements], num_segments=num_segments)
 
 
 def _frame_rgb(frame_chw: np.ndarray) -> np.ndarray:
