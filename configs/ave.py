@@ -26,6 +26,7 @@ def get_config(arg=None):
   c.model.encoder_train_mode = not arg.clean
   c.loss = ConfigDict({"gate_on_logits": True})  # BCE-with-logits on the gate (spec §8.5)
   c.figure = ConfigDict({"num_videos": 3, "num_segments": 4})  # attention.png of predict
+  c.data.image_size = (c.model.swin.img_size,) * 2  # frames decoded at the model's size
   if arg.data == "synthetic":  # shaped like the model's inputs
     c.data.synthetic.update(num_classes=c.model.num_classes,
                             image_size=(c.model.swin.img_size,) * 2,

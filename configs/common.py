@@ -12,7 +12,8 @@ Arguments (`--config=configs/<task>.py:name=value,...`):
             validation split (test reported once at the end), true accumulation.
   seed      the run's seed (init, data order, dropout); default: the task's.
   ablation  a row of configs/ablations.py ('' = the full model).
-  runlocal  a few steps on tiny splits, for debugging the plumbing on a laptop.
+  runlocal  a few steps on tiny splits (2 epochs of 4 steps of 8 examples), for
+            debugging the plumbing on a laptop.
 
 Machine paths never live here: --workdir, --weights_dir, --data_dir are flags.
 """
@@ -20,6 +21,7 @@ import ml_collections
 
 from configs import ablations
 from dgsct_jax import config_utils
+from dgsct_jax.models import presets
 
 ConfigDict = ml_collections.ConfigDict
 
@@ -32,10 +34,15 @@ ENCODERS = {
 ENCODER_PREFIX = {"visual": "swin", "audio": "htsat"}
 
 
+DATA = ("ave", "llp", "avsbench/s4", "avsbench/ms3", "music_avqa", "synthetic", "random")
+
+
 def parse(arg, *, data: str, seed: int):
   """The common arguments, with the task's defaults for `data` and `seed`."""
-  return config_utils.parse_arg(arg, variant="large", data=data, clean=False, seed=seed,
-                                ablation="", runlocal=False)
+  return config_utils.parse_arg(
+      arg, choices={"variant": presets.VARIANTS, "data": DATA,
+                    "ablation": ("", *ablations.ABLATIONS)},
+      variant="large", data=data, clean=False, seed=seed, ablation="", runlocal=False)
 
 
 def trainer_config(arg) -> ConfigDict:
@@ -51,10 +58,12 @@ def trainer_config(arg) -> ConfigDict:
   c.data.name = arg.data
   c.data.data_dir = ""  # set by --data_dir
   c.data.splits = {"train": "train", "val": "val", "test": "test"}
+  c.data.image_size = ()  # (H, W) of decoded frames (set by the task); () = the dataset's
   c.data.sizes = {"train": 0, "val": 0, "test": 0}  # synthetic only; 0 = the default size
   c.data.synthetic = {"num_classes": 28, "num_segments": 10, "image_size": (192, 192),
                       "samples_per_segment": 32000, "sample_rate": 32000,
                       "noise_level": 0.05, "seed": 0}
+  c.data.allow_partial = False  # refuse a build that left videos out (--skip_bad, limits)
   c.data.shuffle = True
   c.data.worker_count = 0
   c.data.read_threads = 4
@@ -89,9 +98,10 @@ def trainer_config(arg) -> ConfigDict:
   c.fsdp_min_size_mb = 4.0
 
   if arg.runlocal:
-    c.data.sizes = {"train": 32, "val": 16, "test": 16}
-    c.epochs, c.batch_size, c.eval.batch_size = 2, 4, 4
-    c.data.splits = {"train": "train[:32]", "val": "val[:16]", "test": "test[:16]"}
+    c.data.sizes = {"train": 32, "val": 16, "test": 16}  # generated data
+    if arg.data not in ("synthetic", "random"):
+      c.data.splits = {"train": "train[:32]", "val": "val[:16]", "test": "test[:16]"}
+    c.epochs, c.batch_size, c.eval.batch_size = 2, 8, 8
     c.ckpt.every_steps, c.log.every_steps = 4, 2
   return c
 

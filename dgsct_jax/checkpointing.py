@@ -12,6 +12,9 @@ synchronises them); never guard them with `process_index() == 0`.
 
 A step directory that was never finalised (a run killed while writing it) is
 refused: `latest_step` only returns finalised steps and `restore` checks again.
+Saving a step that exists replaces it: a run resumed from an earlier checkpoint
+replays its steps and saves them again (e.g. the best model of an epoch whose
+regular checkpoint a crash prevented).
 """
 import logging
 import pathlib
@@ -22,6 +25,8 @@ import grain
 import orbax.checkpoint as ocp
 
 STATE, DATA, META = "state", "data", "meta"
+# Exit status of a run that stopped on a signal after saving (EX_TEMPFAIL: run again).
+PREEMPTED_EXIT = 75
 
 
 class Checkpoints:
@@ -61,6 +66,9 @@ class Checkpoints:
     return path.is_dir() and ocp.utils.is_checkpoint_finalized(path)
 
   def save(self, step: int, state, meta: dict, data_iter=None, *, force: bool = False) -> bool:
+    if step in self.manager.all_steps():
+      self.manager.wait_until_finished()
+      self.manager.delete(step)
     args = {STATE: ocp.args.StandardSave(state), META: ocp.args.JsonSave(meta)}
     if self.with_data:
       args[DATA] = grain.checkpoint.CheckpointSave(data_iter)
@@ -90,14 +98,24 @@ class Checkpoints:
     self.manager.close()
 
 
-class StopRequest:
-  """Turns SIGTERM (TPU maintenance/preemption, `kill`) into a flag the loop polls.
+def finalized_steps(directory) -> list[int]:
+  """The finalised steps under `directory`, read without creating anything."""
+  directory = pathlib.Path(directory)
+  if not directory.is_dir():
+    return []
+  return sorted(int(p.name) for p in directory.iterdir()
+                if p.name.isdigit() and ocp.utils.is_checkpoint_finalized(p))
 
-  The loop then saves a checkpoint at the current step and exits cleanly, so
-  `--workdir` of the stopped run resumes it.
+
+class StopRequest:
+  """Turns SIGTERM (TPU maintenance/preemption, `kill`) and SIGINT (Ctrl-C) into a flag
+  the loop polls.
+
+  The loop then saves a checkpoint at the current step and exits with
+  `PREEMPTED_EXIT`, so a scheduler can requeue it and `--workdir` resumes it.
   """
 
-  def __init__(self, signals=(signal.SIGTERM,)):
+  def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)):
     self._event = threading.Event()
     self._previous = {}
     if threading.current_thread() is threading.main_thread():

@@ -4,9 +4,11 @@
 
 `parse_arg(arg, variant='large', clean=False, epochs=50)` returns a ConfigDict
 whose fields have the type of their default: `epochs=3` becomes an int,
-`clean` alone means `clean=True`, `clean=false` is False. Unknown names and
-values that do not parse as the default's type raise `ValueError`, so a typo in
-the command line never silently falls back to a default.
+`clean` alone means `clean=True`, `clean=false` is False. `choices={'variant':
+('large', 'tiny')}` restricts a field to the listed values. Unknown names,
+values that do not parse as the default's type and values outside the choices
+raise `ValueError` naming the field and what it takes, so a typo in the command
+line never silently falls back to a default.
 """
 import ml_collections
 
@@ -32,8 +34,9 @@ def _convert(name: str, text: str, default):
   raise TypeError(f"config arg {name}: unsupported default type {type(default).__name__}")
 
 
-def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
-  """Parses 'a=1,b,c=x' against typed `defaults`; returns a locked ConfigDict."""
+def parse_arg(arg: str | None, *, choices=None, **defaults) -> ml_collections.ConfigDict:
+  """Parses 'a=1,b,c=x' against typed `defaults` (and `choices` {name: allowed values});
+  returns a locked ConfigDict."""
   values = dict(defaults)
   for token in (arg or "").split(","):
     token = token.strip()
@@ -49,6 +52,9 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
       values[name] = True
     else:
       values[name] = _convert(name, text, defaults[name])
+  for name, allowed in (choices or {}).items():
+    if values[name] not in allowed:
+      raise ValueError(f"config arg {name}={values[name]!r}: choose one of {list(allowed)}")
   config = ml_collections.ConfigDict(values)
   config.lock()
   return config

@@ -11,6 +11,7 @@ from dgsct_jax import tasks
 from dgsct_jax.data import pipeline
 from dgsct_jax.data import sources
 from dgsct_jax.data import synthetic
+from dgsct_jax.data.datasets import build_record
 from dgsct_jax.tasks import base
 
 MASK = "mask"  # added by the pipeline: False on the padding of evaluation batches
@@ -31,11 +32,17 @@ def get_source(config, split: str):
       raise ValueError(f"data.name='random' needs data.sizes.{split} > 0")
     spec = tasks.for_config(config).batch_spec()
     return base.RandomSource(spec, data.sizes[split], seed=SPLIT_SEEDS[split])
-  kwargs = {}
+  kwargs = {"image_size": tuple(data.image_size) or None}
   if data.name == "synthetic":
     kwargs["config"] = synthetic.SyntheticConfig(**data.synthetic.to_dict())
     kwargs["size"] = data.sizes.get(split) or None
-  return sources.get_source(data.name, data.splits[split], data.data_dir or None, **kwargs)
+  else:
+    kwargs["allow_partial"] = data.allow_partial
+  try:
+    return sources.get_source(data.name, data.splits[split], data.data_dir or None, **kwargs)
+  except build_record.PartialBuildError as e:
+    raise build_record.PartialBuildError(
+        f"{e}; or train on it anyway with --config.data.allow_partial=True") from e
 
 
 def local_batch_size(global_batch: int) -> int:

@@ -4,9 +4,14 @@ Only process 0 writes (every process computes the same global metrics).
 
     <workdir>/metrics.jsonl       one {"step": ..., "split": ..., name: value} per line
     <workdir>/tensorboard/        tensorboardX event files (`tensorboard --logdir <workdir>`)
+
+A run that starts at `initial_step` (a resume, or 0) first drops the rows of
+later steps: a run that stopped after logging them but before checkpointing
+replays those steps and logs them again, so each step has its rows once.
 """
 import json
 import math
+import os
 import pathlib
 import sys
 import time
@@ -17,6 +22,27 @@ import tqdm
 
 def _scalar(value) -> float:
   return float(value)
+
+
+def _row_step(line: str) -> int | None:
+  try:
+    return int(json.loads(line)["step"])
+  except (ValueError, KeyError, TypeError):
+    return None  # a line cut short by a crash
+
+
+def _drop_rows_after(path: pathlib.Path, step: int):
+  """Rewrites `path` without the rows of steps after `step` (and without a line cut
+  short by a crash), atomically."""
+  if not path.exists():
+    return
+  lines = path.read_text(encoding="utf-8").splitlines()
+  keep = [l for l in lines if (s := _row_step(l)) is not None and s <= step]
+  if len(keep) == len(lines):
+    return
+  tmp = path.with_suffix(".tmp")
+  tmp.write_text("".join(l + "\n" for l in keep), encoding="utf-8")
+  os.replace(tmp, path)
 
 
 class MetricsWriter:
@@ -31,7 +57,9 @@ class MetricsWriter:
     if not self.enabled:
       return
     self.workdir.mkdir(parents=True, exist_ok=True)
-    self._jsonl = open(self.workdir / "metrics.jsonl", "a", encoding="utf-8")
+    path = self.workdir / "metrics.jsonl"
+    _drop_rows_after(path, initial_step)
+    self._jsonl = open(path, "a", encoding="utf-8")
     if tensorboard:
       import tensorboardX  # pylint: disable=import-outside-toplevel
       self._tb = tensorboardX.SummaryWriter(str(self.workdir / "tensorboard"))
@@ -54,10 +82,10 @@ class MetricsWriter:
         self._tb.add_scalar(f"{split}/{name}", value, step)
       self._tb.flush()
 
-  def progress(self, steps: int = 1, **postfix):
-    """Advances the bar by `steps` and shows live values (loss, epoch)."""
+  def progress(self, step: int, **postfix):
+    """Moves the bar to `step` and shows live values (loss, epoch)."""
     if self._bar is not None:
-      self._bar.update(steps)
+      self._bar.update(step - self._bar.n)
       if postfix:
         self._bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v)
                                for k, v in postfix.items()}, refresh=False)

@@ -15,6 +15,7 @@ and early stopping on the test split). The clean variant flips all three.
 import json
 import logging
 import pathlib
+import sys
 import time
 
 import jax
@@ -27,6 +28,7 @@ from dgsct_jax import metrics_writer
 from dgsct_jax import optim as optim_lib
 from dgsct_jax import steps
 from dgsct_jax import train_state
+from dgsct_jax import workdir_lock
 
 
 class NonFiniteError(RuntimeError):
@@ -49,9 +51,37 @@ def improved(task, value: float, best: float | None) -> bool:
   return value >= best if task.selection_mode == "max" else value <= best
 
 
-def train_and_evaluate(config, workdir) -> dict:
-  """Trains (resuming from `workdir` if it holds a checkpoint); returns final metrics."""
+def train_and_evaluate(config, workdir, *, allow_config_change: bool = False) -> dict:
+  """Trains (resuming from `workdir` if it holds a checkpoint); returns final metrics.
+
+  The workdir is locked for the run (`workdir_lock`). A resumed run must have the
+  checkpoint's config, but for hyperparameters with `allow_config_change` (logged to
+  `<workdir>/config_changes.jsonl`) and fields that never change results.
+  """
   workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  lock = workdir_lock.WorkdirLock(workdir)
+  lock.acquire()
+  try:
+    return _train(config, workdir, allow_config_change)
+  finally:
+    lock.release()
+
+
+def _train(config, workdir: pathlib.Path, allow_config_change: bool) -> dict:
+  ckpt = checkpointing.Checkpoints(workdir / "checkpoints", save_every=config.ckpt.every_steps,
+                                   max_to_keep=config.ckpt.max_to_keep)
+  resume_step = ckpt.latest_step()
+  config_json = json.loads(config.to_json_best_effort())
+  changes = {}
+  if resume_step is not None:  # checked before the model is built: a refusal is quick
+    try:
+      changes = train_state.check_resumed_config(
+          ckpt.restore_meta(resume_step)["config"], config_json,
+          workdir / "checkpoints" / str(resume_step), allow_changes=allow_config_change)
+    except train_state.ResumeRefused:
+      ckpt.close()
+      raise
   run = train_state.setup(config, workdir)
   layout, task = run.layout, run.task
   spec = task.batch_spec()
@@ -75,28 +105,39 @@ def train_and_evaluate(config, workdir) -> dict:
   train_step = steps.make_train_step(config, task, layout, tx, schedule, opt_sh)
   eval_step = steps.make_eval_step(config, task, layout)
 
-  ckpt = checkpointing.Checkpoints(workdir / "checkpoints", save_every=config.ckpt.every_steps,
-                                   max_to_keep=config.ckpt.max_to_keep)
   best_ckpt = checkpointing.Checkpoints(train_state.best_dir(workdir), save_every=1,
                                         max_to_keep=1, with_data=False, name="best")
-  resume_step = ckpt.latest_step()
-  progress = {"best": None, "best_epoch": -1, "epoch": 0}
+  progress = {"best": None, "best_epoch": -1, "epoch": 0, "early_stopped": False}
   if resume_step is None:
     state = train_state.init_state(config, run.init, tx, state_sh)
   else:
+    where = workdir / "checkpoints" / str(resume_step)
     abstract_state = train_state.abstract_like(
         jax.eval_shape(lambda: train_state.init_state(config, run.init, tx)), state_sh)
     state, meta = ckpt.restore(resume_step, abstract_state, train_iter)
-    train_state.check_encoder_digests(meta, run.digests,
-                                      workdir / "checkpoints" / str(resume_step))
+    train_state.check_encoder_digests(meta, run.digests, where)
     progress.update(meta["progress"])
+    if changes:
+      _log_config_changes(workdir, resume_step, changes)
     logging.info("resumed from %s at step %d", workdir, resume_step)
   step = int(jax.device_get(state["step"]))
+  # Judged with the current config (a resume may have raised eval.early_stop_epochs).
+  progress["early_stopped"] = (0 < step and step % batches_per_epoch == 0 and
+                               _no_improvement(config, progress))
+  if step >= total_steps or progress["early_stopped"]:
+    print(f"the run in {workdir} is finished (step {step} of {total_steps}"
+          f"{', stopped early' if progress['early_stopped'] else ''}); nothing to train. To "
+          "train longer, raise epochs (or eval.early_stop_epochs) and pass "
+          "--allow_config_change.", file=sys.stderr)
+    ckpt.close()
+    best_ckpt.close()
+    return {"step": step, "steps_per_second": 0.0, **progress, "stopped": False,
+            "finished": True}
 
   writer = metrics_writer.MetricsWriter(workdir, total_steps=total_steps, initial_step=step,
                                         progress=config.log.progress)
   stop = checkpointing.StopRequest()
-  meta_base = {"config": json.loads(config.to_json_best_effort()),
+  meta_base = {"config": config_json,
                "encoder_sha256": run.digests, "git": train_state.git_revision(),
                "mesh": dict(layout.mesh.shape), "process_count": jax.process_count(),
                "batches_per_epoch": batches_per_epoch}
@@ -143,8 +184,8 @@ def train_and_evaluate(config, workdir) -> dict:
         state, metrics = train_step(state, run.frozen, batch)
       pending.append((step, metrics))
       step += 1
-      if step % config.log.bar_every == 0:
-        writer.progress(config.log.bar_every, loss=float(metrics["loss"]),
+      if step % config.log.bar_every == 0 or step == total_steps:
+        writer.progress(step, loss=float(metrics["loss"]),
                         epoch=f"{step / batches_per_epoch:.2f}")
       if step % config.log.every_steps == 0:
         flush(pending)
@@ -153,6 +194,7 @@ def train_and_evaluate(config, workdir) -> dict:
         flush(pending)
         progress["epoch"] = step // batches_per_epoch
         end_of_epoch_eval()
+        progress["early_stopped"] = _no_improvement(config, progress)
       save_now = stop.requested or ckpt.reached_preemption(step)
       if step % config.ckpt.every_steps == 0 or epoch_end or save_now or step == total_steps:
         flush(pending)
@@ -161,8 +203,7 @@ def train_and_evaluate(config, workdir) -> dict:
         writer.message(f"stop requested: checkpoint at step {step} in {workdir}; "
                        "run again with the same --workdir to resume")
         break
-      if (config.eval.early_stop_epochs and epoch_end and
-          progress["epoch"] - progress["best_epoch"] >= config.eval.early_stop_epochs):
+      if progress["early_stopped"]:
         writer.message(f"early stop: no improvement for {config.eval.early_stop_epochs} epochs")
         break
     flush(pending)
@@ -173,7 +214,24 @@ def train_and_evaluate(config, workdir) -> dict:
     writer.close()
   steps_per_s = (step - first_step) / max(time.time() - t0, 1e-9)
   return {"step": step, "steps_per_second": steps_per_s, **progress,
-          "stopped": stop.requested}
+          "stopped": stop.requested,
+          "finished": step >= total_steps or progress["early_stopped"]}
+
+
+def _no_improvement(config, progress) -> bool:
+  """Early stopping: no better selection metric for `eval.early_stop_epochs` epochs."""
+  patience = config.eval.early_stop_epochs
+  return bool(patience) and progress["epoch"] - progress["best_epoch"] >= patience
+
+
+def _log_config_changes(workdir: pathlib.Path, step: int, changes: dict):
+  """Prints the accepted config changes and appends them to config_changes.jsonl."""
+  text = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items())
+  print(f"resuming at step {step} with changed settings: {text}", file=sys.stderr)
+  if jax.process_index() == 0:
+    with open(workdir / "config_changes.jsonl", "a", encoding="utf-8") as f:
+      f.write(json.dumps({"step": step, "time": round(time.time(), 3),
+                          "changes": {k: list(v) for k, v in changes.items()}}) + "\n")
 
 
 def _numbers(result: dict) -> dict:

@@ -27,6 +27,10 @@ from dgsct_jax import tasks as tasks_lib
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
+class ResumeRefused(ValueError):
+  """The workdir's checkpoint does not fit the config of the run that resumes it."""
+
+
 def cast_floats(tree, dtype):
   return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
                       tree)
@@ -167,7 +171,7 @@ def git_revision() -> str:
 def check_encoder_digests(meta: dict, digests: dict, where):
   saved = meta.get("encoder_sha256", {})
   if saved != digests:
-    raise ValueError(f"{where} was trained on frozen encoders {saved}, but the converted "
+    raise ResumeRefused(f"{where} was trained on frozen encoders {saved}, but the converted "
                      f"weights now read are {digests}; refusing to mix them")
 
 
@@ -189,3 +193,44 @@ def load_best(run: Run):
   ckpt.close()
   check_encoder_digests(meta, run.digests, directory / str(step))
   return state["trainable"], state["stats"], meta
+
+
+# What a resumed run may change. STRUCTURE: the checkpoint would not fit (or would
+# mean something else): always refused. FREE: where and how a run logs, saves,
+# reads and shards; never changes results. Everything else is a hyperparameter:
+# refused unless the user allows config changes, then logged.
+STRUCTURE = ("task", "model", "data.name", "data.synthetic", "data.image_size")
+FREE = ("log", "ckpt", "weights_dir", "init_from", "pretrain", "data.data_dir",
+        "data.allow_partial", "data.worker_count", "data.read_threads",
+        "eval.predict_after_train", "figure", "mesh", "sharding_rules", "fsdp_frozen",
+        "fsdp_min_size_mb")
+
+
+def _under(path: str, prefixes) -> bool:
+  return any(path == p or path.startswith(p + ".") for p in prefixes)
+
+
+def config_changes(saved: dict, current: dict) -> tuple[dict, dict]:
+  """({field: (saved, current)} of structural changes, the same of hyperparameters)
+  between two JSON-like configs (dotted field names)."""
+  old, new = nnx_utils.flatten(saved), nnx_utils.flatten(current)
+  diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+          if old.get(k) != new.get(k) and not _under(k, FREE)}
+  structure = {k: v for k, v in diff.items() if _under(k, STRUCTURE)}
+  return structure, {k: v for k, v in diff.items() if k not in structure}
+
+
+def check_resumed_config(saved: dict, current: dict, where, *, allow_changes: bool) -> dict:
+  """Refuses a resume whose config differs from the checkpoint's; returns the allowed
+  hyperparameter changes {field: (saved, current)} (empty without `allow_changes`)."""
+  structure, hyper = config_changes(saved, current)
+  show = lambda d: "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in
+                             ((k, *v) for k, v in list(d.items())[:12]))
+  if structure:
+    raise ResumeRefused(f"{where} was trained with another model or data: {show(structure)}. "
+                     "Start a new --workdir.")
+  if hyper and not allow_changes:
+    raise ResumeRefused(f"{where} was trained with other settings: {show(hyper)}. Pass "
+                     "--allow_config_change to continue with the new ones, or use the saved "
+                     "values.")
+  return hyper

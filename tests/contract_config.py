@@ -1,7 +1,7 @@
 """`--config=tests/contract_config.py:task=<name>`: a registered task's own config
-(configs/<name>.py, tiny variant) on random data of its batch spec (`data.name =
-'random'`), randomly initialised encoders, and the smallest schedule that trains,
-evaluates, checkpoints and resumes: one step of 8 examples per epoch, a
+(configs/<name>.py, tiny variant, `runlocal`) on random data of its batch spec
+(`data=random`) with randomly initialised encoders, and the smallest schedule that
+trains, evaluates, checkpoints and resumes: one step of 8 examples per epoch, a
 validation split of 8 and a test split of 12 (its last batch padded)."""
 import importlib
 
@@ -10,13 +10,11 @@ from dgsct_jax import config_utils
 
 def get_config(arg=None):
   arg = config_utils.parse_arg(arg, task="ave")
-  c = importlib.import_module(f"configs.{arg.task}").get_config("variant=tiny")
+  c = importlib.import_module(f"configs.{arg.task}").get_config(
+      "variant=tiny,data=random,runlocal")
   c.init_from = {}
-  c.data.name = "random"
   c.data.sizes = {"train": 8, "val": 8, "test": 12}
-  c.batch_size = c.eval.batch_size = 8
   c.epochs = 1
-  c.optim.accum_steps = 1
   c.eval.select_split = "val"
   c.ckpt.every_steps = c.log.every_steps = 1
   return c

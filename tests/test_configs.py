@@ -88,7 +88,11 @@ def test_ablation_of_a_field_the_task_lacks_names_it():
   with pytest.raises(ValueError, match=r"no_temporal.*model\.head\.gamma"):
     ablations.apply(config, "no_temporal")
   with pytest.raises(ValueError, match="unknown ablation 'no_such'"):
+    ablations.apply(config, "no_such")
+  with pytest.raises(ValueError, match=r"ablation='no_such': choose one of \['', 'frozen"):
     ave_config.get_config("ablation=no_such")
+  with pytest.raises(ValueError, match=r"variant='tinyy': choose one of \['large', 'tiny'\]"):
+    ave_config.get_config("variant=tinyy")
 
 
 def test_seed_is_a_config_argument():
@@ -103,6 +107,8 @@ def test_every_task_config_shares_the_trainer_section():
   arg = common.parse("variant=tiny", data="ave", seed=43)
   shared = common.trainer_config(arg).to_dict()
   task = ave_config.get_config("variant=tiny").to_dict()
+  assert shared["data"].pop("image_size") == ()  # the task sets the frame size
+  assert task["data"].pop("image_size") == (64, 64)
   assert {k: task[k] for k in shared} == shared
   assert set(task) - set(shared) == {"task", "model", "loss", "figure"}
 
@@ -117,14 +123,26 @@ def test_demo_config_is_consistent():
   assert c.task == "ave" and c.eval.predict_after_train
 
 
-def test_overrides_of_unknown_fields_fail(tmp_path):
-  """`python -m dgsct_jax.main --config.optim.lrr=...` stops at flag parsing, naming it."""
-  cmd = [sys.executable, "-m", "dgsct_jax.main", "--config=configs/ave.py:variant=tiny",
-         f"--workdir={tmp_path}", "--config.optim.lrr=0.01"]
+@pytest.mark.parametrize("flags,message", [
+    (["--config=configs/ave.py:variant=tiny", "--config.optim.lrr=0.01"],
+     'ERROR: --config.optim.lrr: the config has no such field (\'lrr\' Did you mean "lr" '
+     'instead of "lrr"?)'),
+    (["--config=configs/ave.py:variant=tinyy"],
+     "ERROR: flag --config=configs/ave.py:variant=tinyy: Error whilst parsing config file: "
+     "ValueError: config arg variant='tinyy': choose one of ['large', 'tiny']"),
+    (["--config=configs/ave.py:variant=tiny", "--config.optim.lr=fast"],
+     "ERROR: flag --config.optim.lr=fast: could not convert string to float: 'fast'"),
+    (["--config=configs/nope.py"], "ERROR: bad --config: Configuration is not available"),
+])
+def test_bad_config_flags_fail_in_one_line(tmp_path, flags, message):
+  """`python -m dgsct_jax.main` with a bad config argument or override: one line naming the
+  field and what it takes, exit status 2, nothing created."""
+  cmd = [sys.executable, "-m", "dgsct_jax.main", f"--workdir={tmp_path / 'run'}", *flags]
   bad = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
-  assert bad.returncode != 0 and "Did you mean \"lr\" instead of \"lrr\"" in bad.stderr, (
+  assert bad.returncode == 2, bad.stderr[-2000:]
+  assert len(bad.stderr.strip().splitlines()) == 1 and bad.stderr.startswith(message), (
       bad.stderr[-2000:])
-  assert not any(tmp_path.iterdir())
+  assert not (tmp_path / "run").exists()
   c = ave_config.get_config("variant=tiny")
   c.lock()
   with pytest.raises(AttributeError):
@@ -149,3 +167,20 @@ def test_optional_model_fields_take_command_line_overrides():
   plain = ave_config.get_config("variant=tiny").to_dict()["model"]
   assert set(common.OPTIONAL_MODEL_KEYS) <= set(plain)
   assert all(plain[key] is None for key in common.OPTIONAL_MODEL_KEYS)
+
+
+@pytest.mark.parametrize("arg", ["variant=large", "variant=tiny", "variant=tiny,data=synthetic",
+                                 "variant=large,clean,ablation=lavish"])
+def test_data_fits_the_model(arg):
+  """Frames are decoded at the model's image size (the large variant cannot run on a CI
+  machine, so its shapes are checked here) and segments fit the audio clip."""
+  from dgsct_jax import tasks  # pylint: disable=import-outside-toplevel
+  config = ave_config.get_config(arg)
+  spec = tasks.for_config(config).batch_spec()
+  size = config.model.swin.img_size
+  assert tuple(config.data.image_size) == spec["frames"].shape[-2:] == (size, size)
+  assert spec["audio"].shape[-1] <= config.model.htsat.num_samples
+  if config.data.name == "synthetic":
+    assert tuple(config.data.synthetic.image_size) == (size, size)
+    assert config.data.synthetic.samples_per_segment == spec["audio"].shape[-1]
+  assert spec["label"].shape[-1] == config.model.num_classes + 1

@@ -1,4 +1,7 @@
 """The shared grain pipeline: format, seeded shuffling, sharding, padding, state."""
+import os
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -133,3 +136,21 @@ def test_shard_errors():
     pipeline.shard_source(IndexSource(4), shard_index=2, shard_count=2)
   with pytest.raises(ValueError, match="too small"):
     pipeline.shard_source(IndexSource(3), shard_index=0, shard_count=4)
+
+
+def test_worker_pipeline_exits_quietly():
+  """The README's snippet with worker processes: plain numpy batches (not views of the
+  workers' shared memory), and nothing printed at interpreter exit."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  code = ("from dgsct_jax.data import sources, pipeline\n"
+          "it = pipeline.make_pipeline(sources.get_source('synthetic', 'train', size=32),\n"
+          "                            batch_size=8, seed=0, worker_count=2)\n"
+          "batch = next(it); state = it.get_state()\n"
+          "print(type(batch['frames']).__name__, batch['frames'].shape)\n")
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  run = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True,
+                       timeout=300, env=dict(os.environ, PYTHONPATH=str(repo)))
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert run.stdout.strip() == "ndarray (8, 10, 3, 64, 64)"
+  assert run.stderr == "", run.stderr[-3000:]

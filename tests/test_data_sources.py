@@ -9,14 +9,16 @@ tfds = pytest.importorskip("tensorflow_datasets")
 
 from dgsct_jax.data import records  # noqa: E402
 from dgsct_jax.data import sources  # noqa: E402
+from dgsct_jax.data.datasets.build_record import PartialBuildError  # noqa: E402
 from dgsct_jax.data.datasets.music_avqa.source import AvqaSource  # noqa: E402
 
-NUM_VIDEOS = 7  # > 6: the reference rule (id // 60) must leave video 0 something to draw.
+NUM_VIDEOS = 8  # > 7: with one left out, the reference rule (id // 60) must leave video 0
+# something to draw.
 SIZE = (8, 8)
 
 
 def _write_tree(root):
-  """7 videos of 10 frames (colour = 25·frame + 3·video) and waves; 2 questions per video."""
+  """8 videos of 10 frames (colour = 25·frame + 3·video) and waves; 2 questions per video."""
   vids = [f"v{k:02d}" for k in range(NUM_VIDEOS)]
   samples = []
   for v, vid in enumerate(vids):
@@ -112,19 +114,53 @@ def test_negative_rules():
     AvqaSource([], [None] * 6)._negatives(0, 0, 6)
 
 
-def test_avqa_source_with_a_skipped_video(avqa):
+def test_avqa_source_with_a_skipped_video(avqa, caplog):
+  """The questions of the skipped video are dropped (warned, counted); a whole epoch reads."""
   samples, _, skipped = avqa
   src = sources.get_source("music_avqa", "val", skipped, image_size=SIZE)
+  assert ("dropped 2 of 16 questions whose video is not in the videos build" in caplog.text
+          and "1 videos, e.g. v02" in caplog.text)
   videos = records_of(skipped)
-  assert len(videos) == NUM_VIDEOS - 1
-  i = 2 * 4  # first question of v04, at position 3 of the videos table
-  el = src[i]
-  np.testing.assert_array_equal(el["frames"], records.decode_frames(videos[3]["frames"], SIZE))
-  ids = _expected_ids(0, i, 3, NUM_VIDEOS - 1)
-  want = records.decode_frames([videos[j // 10]["frames"][j % 10] for j in ids], SIZE)
-  np.testing.assert_array_equal(el["negatives"], want)
-  with pytest.raises(KeyError, match="v02"):
-    src[4]  # a question of the skipped video
+  assert len(videos) == NUM_VIDEOS - 1 and len(src) == len(samples) - 2
+  table = [records.as_str(videos[p]["video_id"]) for p in range(len(videos))]
+  kept = [row for row, s in enumerate(samples) if s["video_id"] != "v02"]
+  for i, row in enumerate(kept):  # Every element of an epoch, negatives from built videos.
+    el = src[i]
+    position = table.index(samples[row]["video_id"])
+    assert el["video_id"] == samples[row]["video_id"]
+    np.testing.assert_array_equal(el["frames"],
+                                  records.decode_frames(videos[position]["frames"], SIZE))
+    ids = _expected_ids(0, row, position, NUM_VIDEOS - 1)
+    want = records.decode_frames([videos[j // 10]["frames"][j % 10] for j in ids], SIZE)
+    np.testing.assert_array_equal(el["negatives"], want)
+
+
+def test_avqa_source_of_a_limited_videos_build_and_a_sliced_split(tmp_path, caplog):
+  """Questions beyond max_videos_per_split are dropped; a sliced split joins the whole
+  split's videos; joined splits are refused."""
+  manual, data_dir = tmp_path / "manual", tmp_path / "data"
+  samples = _write_tree(manual)
+  _build(manual, data_dir, max_videos_per_split=NUM_VIDEOS - 1)
+  src = sources.get_source("music_avqa", "val", data_dir, image_size=SIZE, negatives=False)
+  assert len(src) == len(samples) - 2 and "dropped 2 of 16 questions" in caplog.text
+  assert [src[i]["video_id"] for i in range(len(src))] == [s["video_id"] for s in samples[:-2]]
+  sliced = sources.get_source("music_avqa", "val[10:]", data_dir, image_size=SIZE, negatives=False)
+  assert [sliced[i]["video_id"] for i in range(len(sliced))] == [
+      s["video_id"] for s in samples[10:-2]]
+  with pytest.raises(ValueError, match="one split, optionally sliced"):
+    sources.get_source("music_avqa", "val+val", data_dir)
+  with pytest.raises(PartialBuildError, match=r"music_avqa/videos in .* is a partial build: "
+                     r"val: 7 of 8 videos \(1 beyond max_videos_per_split=7\)"):
+    sources.get_source("music_avqa", "val", data_dir, allow_partial=False)
+
+
+def test_too_few_videos_for_negatives_is_an_error_before_the_epoch(tmp_path):
+  manual, data_dir = tmp_path / "manual", tmp_path / "data"
+  _write_tree(manual)
+  _build(manual, data_dir, max_videos_per_split=6)
+  with pytest.raises(ValueError, match="no negative frame can be drawn for video 0 among 6"):
+    sources.get_source("music_avqa", "val", data_dir, image_size=SIZE)
+  assert len(sources.get_source("music_avqa", "val", data_dir, reference_negative_rule=False)) == 12
 
 
 def test_cli_builds_both_configs_and_reports_bad_media(tmp_path, capsys):

@@ -130,6 +130,6 @@ def test_score_cli_library_entry(tmp_path):
   np.savez(tmp_path / "p.npz", logits=logits, masks=masks)
   got = score.score("avs", tmp_path / "p.npz", batch_size=1, frames_per_video=1)
   assert got == avs.evaluate_dataset(logits, masks, batch_size=1, frames_per_video=1)
-  with pytest.raises(KeyError, match="missing arrays"):
-    np.savez(tmp_path / "q.npz", logits=logits)
+  np.savez(tmp_path / "q.npz", logits=logits)
+  with pytest.raises(score.ScoringError, match=r"q\.npz: missing arrays \['masks'\]"):
     score.score("avs", tmp_path / "q.npz")

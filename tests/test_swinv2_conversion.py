@@ -163,6 +163,12 @@ def test_generic_arch_needs_model_config(timm_case, tmp_path):
   src = save_pth(tmp_path / "tiny.pth", timm_case["state_1x"])
   with pytest.raises(engine.ConversionError, match=r"--model_config.*missing \['embed_dim'"):
     convert_cli.convert_file("swinv2", src, tmp_path / "out", config_overrides={"img_size": 64})
+  with pytest.raises(engine.ConversionError, match=r"arch 'swinv2' has no key\(s\) \['depth'\]"):
+    convert_cli.convert_file("swinv2", src, tmp_path / "out",
+                             config_overrides=dict(CONFIG, depth=[2, 2]))
+  with pytest.raises(engine.ConversionError, match=r"cannot build the model from its config "
+                     r"\('int' object is not iterable\); check --model_config"):
+    convert_cli.convert_file("swinv2", src, tmp_path / "out", config_overrides=dict(CONFIG, depths=2))
 
 
 def test_checkpoint_with_pickled_code_is_refused(tmp_path):

@@ -1,6 +1,6 @@
-"""The Task interface: the registry, the contract every registered task meets, and a task
+"""The Task interface: the registry, the contract every registered task meets, a task
 defined outside the package (tests/toy_task.py) trained, evaluated, predicted and scored
-through the public entry points."""
+through the public entry points, and the documented configs run end to end."""
 import importlib
 import json
 import os
@@ -43,36 +43,48 @@ def test_scoring_only_tasks_are_refused_by_the_trainer(name):
     tasks.for_config(config)
 
 
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory):
+  """A persistent compilation cache shared by this module's subprocess runs: they train
+  the same tiny AVE model, so only the first one compiles it."""
+  path = tmp_path_factory.mktemp("jax_cache")
+  return {"JAX_COMPILATION_CACHE_DIR": str(path),
+          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
 @pytest.mark.parametrize("name", tasks.trainable_names())
-def test_task_contract(name, tmp_path):
+def test_task_contract(name, tmp_path, compile_cache):
   """`python -m dgsct_jax.main` on the task's tiny model and random batches of its spec
-  (tests/contract_config.py): one train step, one evaluation that logs the selection
-  metric, a checkpoint, then a second epoch that resumes from it."""
+  (tests/contract_config.py): train steps, an evaluation that logs the selection metric,
+  checkpoints, then a second epoch that resumes from them (one device: the sharded step
+  is tested with the stand-in)."""
   config = importlib.import_module("contract_config").get_config(f"task={name}")
   task = tasks.for_config(config)
   assert task.fields(base.INPUT) and task.fields(base.TARGET)
   assert task.selection_mode in ("max", "min") and task.selection_metric
   workdir = tmp_path / "run"
-  # One device (the sharded step is tested with the stand-in); the second run reads the
-  # first one's compiled programs from a persistent cache.
-  env = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"),
-         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
   command = ["-m", "dgsct_jax.main", f"--config={REPO / 'tests' / 'contract_config.py'}:"
              f"task={name}", f"--workdir={workdir}", "--config.log.progress=False"]
-  run = _main(*command, "--config.epochs=1", devices=1, env_extra=env)
+  run = _main(*command, "--config.epochs=1", devices=1, env_extra=compile_cache)
   assert run.returncode == 0, run.stderr[-3000:]
   records = _records(workdir)
-  assert [r["step"] for r in records if r["split"] == "train"] == [1]
+  steps_per_epoch = config.data.sizes.train // config.batch_size
+  assert [r["step"] for r in records if r["split"] == "train"] == list(
+      range(1, steps_per_epoch + 1))
   (evaluated,) = [r for r in records if r["split"] == "val"]
   assert np.isfinite(evaluated[task.selection_metric])
-  assert sorted(p.name for p in (workdir / "best").iterdir() if p.name.isdigit()) == ["1"]
+  assert sorted(p.name for p in (workdir / "best").iterdir() if p.name.isdigit()) == [
+      str(steps_per_epoch)]
 
-  run = _main(*command, "--config.epochs=2", devices=1, env_extra=env)
+  run = _main(*command, "--config.epochs=2", "--allow_config_change", devices=1,
+              env_extra=compile_cache)
   assert run.returncode == 0, run.stderr[-3000:]
   new = _records(workdir)[len(records):]
-  assert [r["step"] for r in new if r["split"] == "train"] == [2]  # resumed, not restarted
+  assert [r["step"] for r in new if r["split"] == "train"] == list(  # resumed, not restarted
+      range(steps_per_epoch + 1, 2 * steps_per_epoch + 1))
   assert [r["epoch"] for r in new if r["split"] == "val"] == [2]
-  assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [1, 2]
+  changes = json.loads((workdir / "config_changes.jsonl").read_text())
+  assert changes["changes"] == {"epochs": [1, 2]}
 
 
 def _main(*args, devices=8, env_extra=None):
@@ -108,3 +120,76 @@ def test_a_task_from_outside_the_package_trains_predicts_and_scores(tmp_path):
   assert scored.stdout.strip() == f"video error {best:.2f}% (8 videos)"
   assert score.score("toy_task:VideoClassification", tmp_path / "predictions.jsonl") == {
       "error": best, "videos": 8}
+
+
+def _tiny_encoders(weights_dir: pathlib.Path):
+  """Randomly initialised tiny encoders written like converted checkpoints where
+  `configs/ave.py:variant=tiny` reads them (`make demo` pretrains them instead)."""
+  from flax import nnx  # pylint: disable=import-outside-toplevel
+  from configs import common  # pylint: disable=import-outside-toplevel
+  from dgsct_jax.models import presets  # pylint: disable=import-outside-toplevel
+  from dgsct_jax.models.encoders import htsat, swinv2  # pylint: disable=import-outside-toplevel
+  from weight_conversion import store  # pylint: disable=import-outside-toplevel
+  for name, build in (("visual", lambda: swinv2.SwinTransformerV2(**presets.SWINV2_TINY,
+                                                                    rngs=nnx.Rngs(0))),
+                      ("audio", lambda: htsat.HTSAT(**presets.HTSAT_TINY, rngs=nnx.Rngs(1)))):
+    values = {".".join(str(p) for p in path): np.asarray(var.get_value())
+              for path, var in nnx.state(build()).flat_state()
+              if not isinstance(var, nnx.RngState)}
+    store.save(weights_dir / common.ENCODERS["tiny"][name], values, {"arch": name})
+
+
+def _ave_build(manual: pathlib.Path, data_dir: pathlib.Path, rows=(32, 16, 16)):
+  """A complete AVE build of `rows` (train, val, test) videos in the official layout."""
+  import h5py  # pylint: disable=import-outside-toplevel
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  from dgsct_jax.data import build  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  categories = [f"event{i}" for i in range(28)]
+  (manual / "categories.txt").parent.mkdir(parents=True, exist_ok=True)
+  (manual / "categories.txt").write_text("\n".join(categories) + "\n")
+  lines = ["Category&VideoID&Quality&StartTime&EndTime"]
+  for i in range(sum(rows)):
+    video = f"video{i:06d}"
+    lines.append(f"{categories[i % 28]}&{video}&good&{i % 5}&{5 + i % 5}")
+    (manual / "frames" / video).mkdir(parents=True)
+    for n in range(1, 13):
+      Image.fromarray(rng.integers(0, 256, (36, 48, 3), dtype=np.uint8)).save(
+          manual / "frames" / video / f"{n:08d}.jpg")
+    (manual / "wave").mkdir(exist_ok=True)
+    np.save(manual / "wave" / f"{video}.npy", rng.standard_normal((10, 32000)).astype(np.float32))
+  (manual / "Annotations.txt").write_text("\n".join(lines) + "\n")
+  start = 0
+  for split, n in zip(("train", "val", "test"), rows):
+    with h5py.File(manual / f"{split}_order.h5", "w") as f:
+      f.create_dataset("order", data=np.arange(start, start + n))
+    start += n
+  build.build("ave", manual, data_dir)
+
+
+def test_documented_configs_run_end_to_end(tmp_path, compile_cache):
+  """configs/ave.py's tiny variant trains a few steps on a (small, complete) AVE build and
+  predicts, through `python -m dgsct_jax.main` with paths given with `~`; its synthetic
+  runlocal variant serves its splits. (The large variant's shapes are checked in
+  test_configs.py: it does not fit a CI machine.)"""
+  from configs import ave as ave_config  # pylint: disable=import-outside-toplevel
+  from dgsct_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  synthetic = ave_config.get_config("variant=tiny,data=synthetic,runlocal")
+  for split, size in synthetic.data.sizes.items():
+    element = input_pipeline.get_source(synthetic, split)[size - 1]
+    assert element["frames"].shape == (10, 3, 64, 64)
+
+  home = tmp_path / "home"
+  _tiny_encoders(home / "weights")
+  _ave_build(tmp_path / "AVE", home / "tfds")
+  run = _main("-m", "dgsct_jax.main", "--config=configs/ave.py:variant=tiny,data=ave,runlocal",
+              "--workdir=~/ave", "--weights_dir=~/weights", "--data_dir=~/tfds",
+              "--config.log.progress=False", "--config.eval.predict_after_train=True",
+              devices=1, env_extra=dict(compile_cache, HOME=str(home)))
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert [r["epoch"] for r in _records(home / "ave") if r["split"] == "test"] == [1, 2]
+  assert not (REPO / "~").exists()
+  assert run.stdout.startswith("test segment accuracy: ")
+  rows = [json.loads(l) for l in (home / "ave" / "predictions.jsonl").read_text().splitlines()]
+  assert sorted(r["video_id"] for r in rows) == [f"video{i:06d}" for i in range(48, 64)]
+  assert (home / "ave" / "attention.png").is_file()

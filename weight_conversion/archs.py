@@ -9,6 +9,7 @@ on the arrays of an `--inputs` file for `weight_conversion.run`.
 """
 import dataclasses
 import importlib
+import inspect
 import pkgutil
 from typing import Any, Callable, Sequence
 
@@ -31,6 +32,25 @@ class Arch:
   # check_source(state_dict, config): raises engine.ConversionError when values the
   # rules ignore (recomputed constants) disagree with what the model recomputes.
   check_source: Callable[[dict, dict], None] | None = None
+  # --model_config keys accepted besides those of `config` (e.g. `keyword_args(Model)`).
+  config_keys: Sequence[str] = ()
+
+
+def keyword_args(cls) -> tuple[str, ...]:
+  """The arguments of `cls.__init__` but `rngs`: what a --model_config may set."""
+  return tuple(p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "rngs"))
+
+
+def model_config(arch: Arch, overrides: dict) -> dict:
+  """The arch's config with `overrides` (a --model_config); unknown keys are refused."""
+  if not isinstance(overrides, dict):
+    raise engine.ConversionError(f"--model_config must be a JSON object, got {overrides!r}")
+  known = set(arch.config) | set(arch.config_keys)
+  unknown = sorted(set(overrides) - known)
+  if unknown:
+    raise engine.ConversionError(f"--model_config: arch {arch.name!r} has no key(s) {unknown}; "
+                                 f"its keys: {sorted(known)}")
+  return dict(arch.config, **overrides)
 
 
 def all_archs() -> dict[str, Arch]:
@@ -56,7 +76,11 @@ def get(name: str) -> Arch:
 
 def abstract_model(arch: Arch, config: dict) -> nnx.Module:
   """The model's structure without allocating or initialising its weights."""
-  return nnx.eval_shape(lambda: arch.build(**config))
+  try:
+    return nnx.eval_shape(lambda: arch.build(**config))
+  except TypeError as e:  # a --model_config value of the wrong type
+    raise engine.ConversionError(f"arch {arch.name!r}: cannot build the model from its config "
+                                 f"({e}); check --model_config") from e
 
 
 def materialize(arch: Arch, config: dict, values: dict[str, np.ndarray]) -> nnx.Module:

@@ -171,6 +171,24 @@ def convert(source: dict[str, np.ndarray], model_or_state, rules: Sequence[Rule]
   return Conversion(values, mapping, ignored)
 
 
+def nonfinite(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
+  """{name: {'nan': count, 'inf': count}} of the floating arrays that hold NaN or Inf."""
+  out = {}
+  for name, value in arrays.items():
+    value = np.asarray(value)
+    if np.issubdtype(value.dtype, np.inexact):
+      counts = {"nan": int(np.isnan(value).sum()), "inf": int(np.isinf(value).sum())}
+      if counts["nan"] or counts["inf"]:
+        out[name] = counts
+  return out
+
+
+def describe_nonfinite(found: dict[str, dict[str, int]], limit: int = 5) -> str:
+  """'a (3 NaN, 0 Inf), b (...) and 2 more' for the result of `nonfinite`."""
+  shown = ", ".join(f"{k} ({c['nan']} NaN, {c['inf']} Inf)" for k, c in list(found.items())[:limit])
+  return shown + (f" and {len(found) - limit} more" if len(found) > limit else "")
+
+
 def _compatible_kinds(dtype: np.dtype) -> str:
   return "f" if np.dtype(dtype).kind == "f" else "iub"
 

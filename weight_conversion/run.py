@@ -5,21 +5,37 @@ r"""Runs a converted model (eval mode, float32) on the arrays of an .npz file.
 
 The arch and model config come from the directory's manifest (`--arch` only
 checks them). What the inputs must hold and what the outputs hold depends on
-the arch (its docstring, `--list` of weight_conversion.convert).
+the arch (its docstring, `--list` of weight_conversion.convert). An unreadable
+or empty input (0 examples) stops it with one line, exit status 1; outputs
+with NaN/Inf are written but named in an error, exit status 1.
 """
+import os
 import sys
 
 import numpy as np
 from absl import app
 from absl import flags
+from absl import logging
 
 from weight_conversion import archs as archs_lib
+from weight_conversion import engine
+from weight_conversion import sources
 from weight_conversion import store
 
 FLAGS = flags.FLAGS
 
 
+def check_batch(inputs: dict[str, np.ndarray]) -> None:
+  """Refuses inputs without arrays or with an empty batch (0 examples)."""
+  if not inputs:
+    raise ValueError("the inputs hold no arrays")
+  empty = [k for k, v in inputs.items() if np.ndim(v) and len(v) == 0]
+  if empty:
+    raise ValueError(f"empty batch: inputs {empty} hold 0 examples")
+
+
 def run_directory(params_dir, inputs: dict[str, np.ndarray], arch_name: str | None = None):
+  check_batch(inputs)
   values, manifest = store.load(params_dir)
   if arch_name and arch_name != manifest["arch"]:
     raise ValueError(f"{params_dir} holds arch {manifest['arch']!r}, not {arch_name!r}")
@@ -38,17 +54,24 @@ def define_flags():
 
 def main(argv):
   del argv
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs ~10 INFO lines per restore
   for name in ("params", "inputs", "outputs"):
     if not getattr(FLAGS, name):
       raise app.UsageError(f"--{name} is required")
-  with np.load(FLAGS.inputs, allow_pickle=False) as data:
-    inputs = {k: data[k] for k in data.files}
+  params, inputs, outputs_path = (os.path.expanduser(getattr(FLAGS, name))
+                                  for name in ("params", "inputs", "outputs"))
   try:
-    outputs = run_directory(FLAGS.params, inputs, FLAGS.arch)
-  except (ValueError, KeyError, FileNotFoundError) as e:
-    print(f"run failed: {e}", file=sys.stderr)
+    outputs = run_directory(params, sources.read_npz(inputs), FLAGS.arch)
+  except (ValueError, KeyError, OSError) as e:
+    print(f"run failed: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
     return 1
-  np.savez(FLAGS.outputs, **outputs)
+  np.savez(outputs_path, **outputs)
+  nonfinite = engine.nonfinite(outputs)
+  if nonfinite:
+    print(f"run failed: NaN/Inf in outputs {engine.describe_nonfinite(nonfinite)} (written to "
+          f"{outputs_path})", file=sys.stderr)
+    return 1
   for k, v in outputs.items():
     print(f"{k:20s} {str(v.shape):24s} mean {v.mean():+.5f} std {v.std():.5f}")
   return 0

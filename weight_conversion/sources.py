@@ -15,7 +15,7 @@ NESTING_KEYS = ("state_dict", "model", "module")
 
 
 class SourceError(ValueError):
-  """A checkpoint file that cannot be read as a state dict."""
+  """A checkpoint (or .npz of arrays) that cannot be read."""
 
 
 def sha256(path) -> str:
@@ -26,20 +26,59 @@ def sha256(path) -> str:
   return digest.hexdigest()
 
 
+def _reason(error: Exception) -> str:
+  """One line on why a loader failed: its error type and first sentence (for torch's
+  weights_only refusal, the sentence that names the refused global)."""
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  refused = [line for line in lines if line.startswith("WeightsUnpickler error:")]
+  line = (refused or lines or [""])[0].split(". ")[0]
+  return f"{type(error).__name__}: {line}" if line else type(error).__name__
+
+
+def _existing_file(path: pathlib.Path) -> None:
+  if not path.is_file():
+    raise SourceError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
+  if path.stat().st_size == 0:
+    raise SourceError(f"{path}: empty file (0 bytes)")
+
+
+def _npz_arrays(path) -> dict[str, np.ndarray]:
+  with open(path, "rb") as f:
+    if f.read(2) != b"PK":  # np.load would take any other file for a pickle or an .npy
+      raise ValueError("not a zip archive")
+  with np.load(path, allow_pickle=False) as data:
+    return {k: data[k] for k in data.files}
+
+
+def read_npz(path) -> dict[str, np.ndarray]:
+  """The named arrays of an .npz file; SourceError (one line) if it cannot be read as one."""
+  path = pathlib.Path(path)
+  _existing_file(path)
+  try:
+    return _npz_arrays(path)
+  except Exception as e:  # pylint: disable=broad-except  (a damaged file fails in many ways)
+    raise SourceError(f"{path}: not a readable .npz of arrays ({_reason(e)})") from e
+
+
+def _load_safetensors(path):
+  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+  try:
+    return load_file(str(path))
+  except Exception as e:  # pylint: disable=broad-except  (SafetensorError, OSError...)
+    raise SourceError(f"{path}: not a readable .safetensors file ({_reason(e)})") from e
+
+
 def load_state_dict(path, *, key: str | None = None, prefix: str | None = None
                     ) -> dict[str, np.ndarray]:
   """Reads `path` into {key: array}, optionally selecting `key` and `prefix`."""
   path = pathlib.Path(path)
-  if not path.is_file():
-    raise SourceError(f"{path}: no such checkpoint file")
+  _existing_file(path)
   if path.suffix in TORCH_SUFFIXES:
     tree = _load_torch(path)
   elif path.suffix == ".safetensors":
-    from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-    tree = load_file(str(path))
+    tree = _load_safetensors(path)
   elif path.suffix == ".npz":
-    with np.load(path, allow_pickle=False) as data:
-      tree = {k: data[k] for k in data.files}
+    tree = read_npz(path)
   else:
     raise SourceError(f"{path}: unknown checkpoint format {path.suffix!r} "
                       f"(expected one of {TORCH_SUFFIXES + ('.safetensors', '.npz')})")
@@ -66,7 +105,7 @@ def _load_torch(path):
     return torch.load(path, map_location="cpu", weights_only=True)
   except Exception as e:  # pylint: disable=broad-except
     raise SourceError(f"{path}: refused or unreadable with torch.load(weights_only=True) "
-                      f"(a checkpoint that pickles code is never unpickled): {e}") from e
+                      f"(a checkpoint that pickles code is never unpickled): {_reason(e)}") from e
 
 
 def _is_array(value) -> bool:

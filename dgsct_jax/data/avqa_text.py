@@ -14,14 +14,15 @@ dgsct_tasks.md §3.1:
   dumps of these lists (the question list written twice).
 """
 import ast
-import json
-import pathlib
 from typing import Iterable, Sequence
+
+from dgsct_jax.data import annotations
 
 PAD = "<pad>"
 MAX_LEN = 14
 NUM_QUESTION_TOKENS = 93
 NUM_ANSWERS = 42
+KEYS = ("video_id", "question_id", "type", "question_content", "templ_values", "anser")
 
 
 def _templ_values(sample: dict) -> list:
@@ -79,10 +80,11 @@ def encode_question(sample: dict, word_to_ix: dict, max_len: int = MAX_LEN) -> l
 
 def read_vocab_dump(path, size: int) -> list[str]:
   """The first `size` lines of ques_vocab.txt / ans_vocab.txt (the question dump is doubled)."""
-  lines = pathlib.Path(path).read_text(encoding="utf-8").split("\n")
-  vocab = lines[:size]
+  vocab = annotations.read_text(path).split("\n")[:size]
   if len(vocab) < size or any(not w for w in vocab):
-    raise ValueError(f"{path}: expected at least {size} non-empty lines, got {vocab[-3:]}")
+    line = vocab.index("") + 1 if "" in vocab else len(vocab) + 1  # The first missing line.
+    raise annotations.AnnotationError(
+        f"{path}:{line}: expected at least {size} non-empty lines, got {vocab[-3:]}")
   return vocab
 
 
@@ -91,21 +93,40 @@ def check_vocab(built: Sequence[str], dump: Sequence[str], what: str) -> None:
   if list(built) != list(dump):
     first = next((i for i, (a, b) in enumerate(zip(built, dump)) if a != b),
                  min(len(built), len(dump)))
-    raise ValueError(f"{what}: built vocabulary ({len(built)}) differs from the release dump "
-                     f"({len(dump)}) at index {first}: "
-                     f"{built[first] if first < len(built) else None!r} vs "
-                     f"{dump[first] if first < len(dump) else None!r}")
+    raise annotations.AnnotationError(
+        f"{what}: built vocabulary ({len(built)}) differs from the release dump "
+        f"({len(dump)}) at index {first}: {built[first] if first < len(built) else None!r} vs "
+        f"{dump[first] if first < len(dump) else None!r}")
+
+
+def check_sample(sample) -> None:
+  """ValueError unless `sample` is a QA entry: the `KEYS`, strings where the reference
+  splits or parses them, an integer question id, readable template values."""
+  if not isinstance(sample, dict):
+    raise ValueError(f"expected an object, got {sample!r}")
+  missing = [k for k in KEYS if k not in sample]
+  if missing:
+    raise ValueError(f"lacks keys {missing}")
+  for key in KEYS:
+    if key != "question_id" and not isinstance(sample[key], str):
+      raise ValueError(f"{key} must be a string, got {sample[key]!r}")
+  if not isinstance(sample["question_id"], int) or isinstance(sample["question_id"], bool):
+    raise ValueError(f"question_id must be an integer, got {sample['question_id']!r}")
+  question_words(sample)
+
+
+def load_json_entries(path) -> list[tuple[int, dict]]:
+  """(line, sample) of each QA sample of a MUSIC-AVQA json, checked (`check_sample`).
+
+  A bad file or sample raises `annotations.AnnotationError` naming the file and line.
+  """
+  entries = annotations.read_json_array(path)
+  for i, (line, sample) in enumerate(entries):
+    with annotations.located(f"{path}:{line} (entry {i})"):
+      check_sample(sample)
+  return entries
 
 
 def load_json(path) -> list[dict]:
-  path = pathlib.Path(path)
-  try:
-    data = json.loads(path.read_text(encoding="utf-8"))
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{path}: not valid JSON: {e}") from e
-  keys = ("video_id", "question_id", "type", "question_content", "templ_values", "anser")
-  for i, sample in enumerate(data):
-    missing = [k for k in keys if k not in sample]
-    if missing:
-      raise ValueError(f"{path}: entry {i} lacks keys {missing}")
-  return data
+  """The QA samples of a MUSIC-AVQA json, checked (`load_json_entries`)."""
+  return [sample for _, sample in load_json_entries(path)]

@@ -13,17 +13,23 @@ llp, --min_frames for ave and music_avqa; another is an error.
 Why not `tfds build`: this passes the builder options, never tries GCS (no
 network needed), and prints the split sizes and the videos skipped under
 --skip_bad. Without --skip_bad, bad media stops the build with exit status 1
-and a message naming the file.
+and a message naming the file; so does a bad annotation file (the message
+names the file and line). `~` is expanded in every path flag.
+
+A build is reused only when it was made with the same options (skip_bad,
+max_videos_per_split, min_frames): otherwise its version folder is deleted and
+built again. What a build left out is recorded with it (`build_record.json`)
+and printed; readers (`sources.get_source`) warn about a partial build.
 """
 import argparse
 import importlib
-import inspect
 import logging
 import os
 import sys
 
 import tensorflow_datasets as tfds
 
+from dgsct_jax.data import annotations
 from dgsct_jax.data import datasets
 from dgsct_jax.data import records
 from dgsct_jax.data.datasets import base
@@ -51,15 +57,8 @@ def configs(dataset: str) -> list[str]:
 
 
 def options(dataset: str) -> set[str]:
-  """The keyword options of `dataset`'s builder: skip_bad, min_frames, ...
-
-  Each constructor up the class chain takes its own keyword-only options and
-  passes the rest on, so the options are those of all their signatures.
-  """
-  return {p.name for cls in builder_class(dataset).__mro__
-          if issubclass(cls, base.MediaBuilder) and "__init__" in vars(cls)
-          for p in inspect.signature(cls.__init__).parameters.values()
-          if p.kind is p.KEYWORD_ONLY}
+  """The keyword options of `dataset`'s builder: skip_bad, min_frames, ..."""
+  return set(builder_class(dataset).option_defaults())
 
 
 def check_options(dataset: str, given) -> None:
@@ -73,6 +72,8 @@ def check_options(dataset: str, given) -> None:
 def build(dataset: str, manual_dir, data_dir=None, **builder_options) -> base.MediaBuilder:
   """Builds (or reuses) one dataset, e.g. 'avsbench/s4'; returns its builder (`.skip_report`).
 
+  A build in `data_dir` made with other options is deleted and built again.
+
   Args:
     dataset: a name of one build (see `configs`).
     manual_dir: the release folder, laid out as the dataset's README.md says.
@@ -84,13 +85,22 @@ def build(dataset: str, manual_dir, data_dir=None, **builder_options) -> base.Me
     raise ValueError(f"{dataset} has several configs; build each of {configs(dataset)}")
   check_options(dataset, builder_options)
   name, _, config = dataset.partition("/")
-  data_dir = os.path.expanduser(data_dir) if data_dir else None
-  builder = builder_class(name)(config=config or None, data_dir=data_dir, **builder_options)
+  builder = _builder(name, config, data_dir, builder_options)
+  reason = builder.stale_reason()
+  if reason:
+    logging.warning("%s: rebuilding %s: %s", dataset, builder.data_path, reason)
+    builder.data_path.rmtree()  # This build's own folder: <data_dir>/<name>/[<config>/]<version>.
+    builder = _builder(name, config, data_dir, builder_options)  # Info from code, not the files.
   builder.download_and_prepare(
       file_format="array_record",
       download_config=tfds.download.DownloadConfig(
-          manual_dir=os.path.expanduser(manual_dir), try_download_gcs=False))
+          manual_dir=base.expand_path(manual_dir), try_download_gcs=False))
   return builder
+
+
+def _builder(name: str, config: str, data_dir, builder_options: dict) -> base.MediaBuilder:
+  return builder_class(name)(config=config or None, data_dir=base.expand_path(data_dir),
+                             **builder_options)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,14 +108,15 @@ def _parser() -> argparse.ArgumentParser:
                                    description=__doc__.splitlines()[0])
   parser.add_argument("--dataset", required=True,
                       help="ave, llp, avsbench[/s4|/ms3] or music_avqa[/qa|/videos]")
-  parser.add_argument("--manual_dir", required=True,
+  parser.add_argument("--manual_dir", required=True, type=os.path.expanduser,
                       help="the release folder (dgsct_jax/data/datasets/<name>/README.md)")
-  parser.add_argument("--data_dir", default=None, help="TFDS data dir to write to")
+  parser.add_argument("--data_dir", default=None, type=os.path.expanduser,
+                      help="TFDS data dir to write to")
   parser.add_argument("--skip_bad", action="store_true",
                       help="leave out videos with bad or missing media, and report them")
   parser.add_argument("--max_videos_per_split", type=int, default=None,
                       help="build only the first N videos of each split (smoke builds)")
-  parser.add_argument("--annotations_dir", default=None,
+  parser.add_argument("--annotations_dir", default=None, type=os.path.expanduser,
                       help="ave, llp: annotation files, if not in manual_dir")
   parser.add_argument("--min_frames", type=int, default=None,
                       help="ave, music_avqa: fewer available frames is bad input (default 10)")
@@ -124,20 +135,31 @@ def main(argv=None) -> int:
     check_options(args.dataset, given)
   except ValueError as e:
     parser.error(str(e))
-  if not os.path.isdir(os.path.expanduser(args.manual_dir)):
+  if not os.path.isdir(args.manual_dir):
     parser.error(f"--manual_dir={args.manual_dir} is not a folder")
   logging.basicConfig(level=logging.WARNING)
   for name in names:
     try:
       builder = build(name, args.manual_dir, args.data_dir, **given)
-    except (records.BadMediaError, FileNotFoundError) as e:
+    except (records.BadMediaError, annotations.AnnotationError, FileNotFoundError) as e:
       print(f"error: {e}", file=sys.stderr)
       return 1
-    sizes = {split: info.num_examples for split, info in builder.info.splits.items()}
-    print(f"{name} built in {builder.data_dir}: {sizes}")
-    if builder.skip_report.count():
-      print(builder.skip_report.summary())
+    _print_summary(name, builder)
   return 0
+
+
+def _print_summary(name: str, builder: base.MediaBuilder) -> None:
+  """Split sizes, the videos skipped now and what the build left out."""
+  sizes = {split: info.num_examples for split, info in builder.info.splits.items()}
+  if builder.reused:
+    print(f"{name}: reusing the build in {builder.data_dir} (same options): {sizes}")
+  else:
+    print(f"{name} built in {builder.data_dir}: {sizes}")
+  if builder.skip_report.count():
+    print(builder.skip_report.summary())
+  left_out = builder.left_out()
+  if left_out:
+    print(f"partial build (readers warn; allow_partial=False refuses it): {'; '.join(left_out)}")
 
 
 if __name__ == "__main__":

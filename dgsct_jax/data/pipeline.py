@@ -21,8 +21,10 @@ batch -> worker processes. The iterator is a grain `DatasetIterator`: save
 `it.get_state()` with the checkpoint and `it.set_state(state)` to resume at
 the same batch.
 """
+import atexit
 from collections.abc import Callable, Sequence
 import dataclasses
+import weakref
 
 import grain
 import numpy as np
@@ -122,13 +124,35 @@ def make_dataset(source, *, batch_size: int, shuffle: bool = True, seed: int = 0
     _ensure_absl_flags_parsed()
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(
         num_workers=worker_count, per_worker_buffer_size=worker_buffer_size))
+    ds = ds.map(_own_memory)
   return ds
+
+
+def _own_memory(batch: dict) -> dict:
+  """The batch's arrays copied out of the workers' shared memory, which is then freed
+  while the interpreter runs (not at exit, where grain's cleanup fails noisily)."""
+  return {k: np.array(v) for k, v in batch.items()}
 
 
 def make_pipeline(source, **kwargs) -> grain.DatasetIterator:
   """A checkpointable iterator of process-local batches: `iter(make_dataset(...))`.
 
   Takes `make_dataset`'s keyword arguments. `get_state()` / `set_state()` on
-  the iterator checkpoint and restore its position.
+  the iterator checkpoint and restore its position. With worker processes the
+  iterator is closed at interpreter exit (workers stopped, prefetched batches
+  released) unless it was garbage-collected before.
   """
-  return iter(make_dataset(source, **kwargs))
+  iterator = iter(make_dataset(source, **kwargs))
+  if kwargs.get("worker_count", 0) > 0:
+    atexit.register(_close_at_exit, weakref.ref(iterator))
+  return iterator
+
+
+def _close_at_exit(ref):
+  """Closes a live iterator while the interpreter still runs (its workers stop and
+  release their shared memory), then turns off grain iterators' `__del__`, which would
+  close them again at teardown, after grain's modules are gone, and fail noisily."""
+  iterator = ref()
+  if iterator is not None:
+    iterator.close()
+  grain.DatasetIterator.__del__ = lambda self: None

@@ -9,7 +9,8 @@ same bad-input policy:
   truncated or wrong-shaped waveform stops the build with a `BadMediaError`
   naming the file;
 * `skip_bad=True`: the video is left out, and `SkipReport` keeps the count
-  and the reason per video, which the builder logs and the CLI prints.
+  and the reason per video, which the builder logs and the CLI prints (and
+  the build record stores with the dataset, `datasets/build_record.py`).
 
 Nothing is dropped silently. Frames are stored as the original JPEG bytes
 (no re-encoding, so storage is lossless w.r.t. the release), verified by a

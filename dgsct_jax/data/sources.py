@@ -25,7 +25,8 @@ KNOWN_SOURCES = (*_DATASETS, "synthetic")
 
 
 def get_source(name: str, split: str, data_dir=None, *, image_size=None, size=None,
-               config: synthetic.SyntheticConfig | None = None, **source_kwargs):
+               config: synthetic.SyntheticConfig | None = None, allow_partial: bool = True,
+               **source_kwargs):
   """A random-access source (`len`, `[i]` -> element dict) for one split.
 
   Args:
@@ -34,11 +35,17 @@ def get_source(name: str, split: str, data_dir=None, *, image_size=None, size=No
       dgsct_jax/data/datasets/*/README.md) or 'synthetic'.
     split: 'train', 'val' or 'test'; for the TFDS datasets any split spec
       ('train[:10%]'); music_avqa joins the qa and videos configs of the split.
-    data_dir: TFDS data dir (default: TFDS's, ~/tensorflow_datasets).
+    data_dir: TFDS data dir (default: TFDS's, ~/tensorflow_datasets); a
+      leading ~ is expanded (`datasets.base.built`).
     image_size: (H, W) of the output frames; default (192, 192), the config's
       for 'synthetic' (pass `config` to change it there); not for avsbench.
     size: number of videos of a synthetic split (default per split).
     config: `synthetic.SyntheticConfig` (classes, frame size, samples, seed).
+    allow_partial: for the TFDS datasets, whether a partial build (videos
+      skipped under --skip_bad or beyond --max_videos_per_split, non-default
+      --min_frames, or no build record) is served, with a warning naming what
+      it lacks per split; False refuses it (`PartialBuildError`). music_avqa
+      drops the questions whose video is missing, with a warning.
     **source_kwargs: fields of the dataset's source, e.g. AvqaSource's `seed`,
       `negatives`, `reference_negative_rule`.
   """
@@ -46,7 +53,8 @@ def get_source(name: str, split: str, data_dir=None, *, image_size=None, size=No
   if name in _DATASETS:
     package, fixed = _DATASETS[name]
     source = importlib.import_module(f"dgsct_jax.data.datasets.{package}.source")
-    return source.make_source(split, data_dir, image_size, **fixed, **source_kwargs)
+    return source.make_source(split, data_dir, image_size, allow_partial=allow_partial, **fixed,
+                              **source_kwargs)
   if name == "synthetic":
     if source_kwargs:
       raise TypeError(f"synthetic takes no source options, got {sorted(source_kwargs)}")

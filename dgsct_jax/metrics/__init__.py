@@ -8,5 +8,7 @@
 Every function returns percent and keeps each reference quirk behind a named
 option whose default is the reference behaviour. Each module has an
 accumulator (`update(rows)`, `result()`) that the training-time evaluation and
-`python -m dgsct_jax.score` share.
+`python -m dgsct_jax.score` share; its `update` refuses rows that would be
+scored wrongly (NaN/Inf, probabilities outside [0, 1], ids outside the
+classes, wrong shapes) with the checks of `checks`.
 """

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dgsct_jax.metrics import checks
+
 
 def segment_classes(labels):
   """(B, T, K + 1) one-hot labels → (B, T) class per segment (K = background)."""
@@ -79,12 +81,14 @@ class SegmentAccuracy:
   """Segment accuracy pooled over a split, and the majority-class baseline.
 
   `update(rows)` takes `pred` and `target` (N, T) class ids (`segment_predictions`,
-  `segment_classes`). `result()`: `accuracy` (percent of correct segments, the
-  number `test.sh` reports), `segments`, `majority_baseline` (percent of segments
-  of the most frequent target class) and `majority_class`.
+  `segment_classes`), in [0, num_classes) when `num_classes` (events + background)
+  is given. `result()`: `accuracy` (percent of correct segments, the number
+  `test.sh` reports), `segments`, `majority_baseline` (percent of segments of the
+  most frequent target class) and `majority_class`.
   """
 
-  def __init__(self):
+  def __init__(self, num_classes: int | None = None):
+    self.num_classes = num_classes
     self.correct = 0
     self.total = 0
     self.counts = np.zeros(0, np.int64)
@@ -93,7 +97,8 @@ class SegmentAccuracy:
     for key in ("pred", "target"):
       if key not in rows:
         raise KeyError(f"AVE segment accuracy needs {key!r} rows; got {sorted(rows)}")
-    pred, target = np.asarray(rows["pred"]), np.asarray(rows["target"])
+    pred = checks.class_ids(rows["pred"], "pred", self.num_classes)
+    target = checks.class_ids(rows["target"], "target", self.num_classes)
     if pred.shape != target.shape:
       raise ValueError(f"pred {pred.shape} and target {target.shape} must have the same shape")
     self.correct += int((pred == target).sum())

@@ -18,6 +18,9 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from dgsct_jax.metrics import checks
+
+NUM_ANSWERS = 42  # the MUSIC-AVQA answer vocabulary (ans_vocab.txt)
 # (modality, subtype) pairs in the order of the reference printout.
 QUESTION_TYPES = (
     ("Audio", "Counting"), ("Audio", "Comparative"),
@@ -108,22 +111,32 @@ def avqa_accuracy(predictions, answers, types: Sequence, *, modality_average: st
 class AVQAMetrics:
   """`avqa_accuracy` over a split given in chunks.
 
-  `update(rows)`: `prediction` (N,) answer ids or `logits` (N, 42), `answer` (N,)
-  ids and `type` (N,) json type strings, aligned. Options are `avqa_accuracy`'s.
+  `update(rows)`: `prediction` (N,) answer ids or finite `logits` (N, num_answers),
+  `answer` (N,) ids and `type` (N,) json type strings, aligned; ids are in
+  [0, num_answers). Options are `avqa_accuracy`'s.
   """
 
-  def __init__(self, **options):
+  def __init__(self, *, num_answers: int = NUM_ANSWERS, **options):
+    self.num_answers = num_answers
     self.options = options
     self.predictions: list[np.ndarray] = []
     self.answers: list[np.ndarray] = []
     self.types: list = []
 
   def update(self, rows) -> None:
-    pred = rows["prediction"] if "prediction" in rows else rows.get("logits")
-    if pred is None:
+    if "prediction" in rows:
+      pred = checks.class_ids(checks.shape(rows["prediction"], "prediction", (None,)),
+                              "prediction", self.num_answers)
+    elif "logits" in rows:
+      pred = _labels(checks.finite(
+          checks.shape(rows["logits"], "logits", (None, self.num_answers)), "logits"))
+    else:
       raise KeyError(f"avqa rows need `prediction` or `logits`; have {sorted(rows)}")
-    self.predictions.append(_labels(pred))
-    self.answers.append(np.asarray(rows["answer"]))
+    answer = checks.class_ids(checks.shape(rows["answer"], "answer", (None,)), "answer",
+                              self.num_answers)
+    checks.same_length({"prediction": pred, "answer": answer, "type": rows["type"]})
+    self.predictions.append(pred)
+    self.answers.append(answer)
     self.types += list(rows["type"])
 
   def result(self) -> dict[str, float]:

@@ -26,6 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
+from dgsct_jax.metrics import checks
+
 BETA2 = 0.3
 NUM_THRESHOLDS = 255
 
@@ -182,10 +184,11 @@ class AVSAccumulator:
 class AVSMetrics:
   """The reference's test scoring over rows of whole videos, in CSV order.
 
-  `update(rows)` takes `logits` and `masks` (videos, T, H, W) (or frames
-  (videos·T, H, W)) in any chunks; they are regrouped into the reference test
-  loader's batches of `batch_size` videos (the last may be partial), since M_F
-  takes its best threshold per batch. `result()` is `AVSAccumulator.result()`.
+  `update(rows)` takes finite `logits` and `masks` (videos, T, H, W) (or frames
+  (videos·T, H, W)), T = `frames_per_video`, in any chunks; they are regrouped
+  into the reference test loader's batches of `batch_size` videos (the last may
+  be partial), since M_F takes its best threshold per batch. `result()` is
+  `AVSAccumulator.result()`.
   """
 
   def __init__(self, *, batch_size: int = 4, frames_per_video: int = 5,
@@ -197,6 +200,11 @@ class AVSMetrics:
     self.pending_frames = 0
 
   def update(self, rows) -> None:
+    for key in ("logits", "masks"):
+      x = checks.finite(rows[key], key)
+      if x.ndim == 4 and x.shape[1] != self.frames_per_video:
+        raise ValueError(f"{key} {x.shape} must hold whole videos of {self.frames_per_video} "
+                         "frames (--frames_per_video)")
     p, g = _frames(rows["logits"], "logits"), _frames(rows["masks"], "masks")
     if p.shape != g.shape or p.shape[0] % self.frames_per_video:
       raise ValueError(f"logits {p.shape} and masks {g.shape} must match and hold whole "

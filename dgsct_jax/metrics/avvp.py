@@ -37,6 +37,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from dgsct_jax.metrics import checks
+
 # Index order hard-coded in the reference `dataloader.py` and `main.py::eval`.
 CATEGORIES = (
     "Speech", "Car", "Cheering", "Dog", "Cat", "Frying_(food)", "Basketball_bounce",
@@ -314,9 +316,10 @@ def evaluate_outputs(global_prob, a_frame_prob, v_frame_prob, gt_a, gt_v, *,
 class AVVPMetrics:
   """`avvp_scores` over a split given in chunks.
 
-  `update(rows)`: binary `so_a`, `so_v` (N, 25, 10), or the model outputs
-  `global_prob` (N, 25), `a_frame_prob`, `v_frame_prob` (N, 10, 25) (thresholded
-  by `frame_predictions`), and the dense ground truth `gt_a`, `gt_v` (N, 25, 10).
+  `update(rows)`: binary (0/1) `so_a`, `so_v` (N, 25, 10), or the model outputs
+  `global_prob` (N, 25), `a_frame_prob`, `v_frame_prob` (N, 10, 25), probabilities
+  in [0, 1] (thresholded by `frame_predictions`), and the binary dense ground truth
+  `gt_a`, `gt_v` (N, 25, 10).
   Options are those of `avvp_scores` and `frame_predictions`.
   """
 
@@ -327,18 +330,24 @@ class AVVPMetrics:
 
   def update(self, rows) -> None:
     if "so_a" in rows:
-      so_a, so_v = rows["so_a"], rows["so_v"]
+      parts = {k: rows[k] for k in ("so_a", "so_v")}
     else:
       missing = [k for k in ("global_prob", "a_frame_prob", "v_frame_prob") if k not in rows]
       if missing:
         raise KeyError(f"avvp rows need so_a/so_v or the model outputs; missing {missing} "
                        f"(have {sorted(rows)})")
-      so_a, so_v = frame_predictions(rows["global_prob"], rows["a_frame_prob"],
-                                     rows["v_frame_prob"], threshold=self.threshold,
-                                     video_filter=self.video_filter)
-    for key, value in (("so_a", so_a), ("so_v", so_v), ("gt_a", rows["gt_a"]),
-                       ("gt_v", rows["gt_v"])):
-      self.parts[key].append(_binary(value, key))
+      probs = {k: checks.probabilities(checks.shape(rows[k], k, shape), k) for k, shape in (
+          ("global_prob", (None, NUM_CLASSES)), ("a_frame_prob", (None, NUM_SEGMENTS, NUM_CLASSES)),
+          ("v_frame_prob", (None, NUM_SEGMENTS, NUM_CLASSES)))}
+      checks.same_length(probs)
+      parts = dict(zip(("so_a", "so_v"), frame_predictions(
+          **probs, threshold=self.threshold, video_filter=self.video_filter)))
+    parts.update(gt_a=rows["gt_a"], gt_v=rows["gt_v"])
+    for key, value in parts.items():
+      parts[key] = checks.binary(checks.shape(value, key, (None, NUM_CLASSES, NUM_SEGMENTS)), key)
+    checks.same_length(parts)
+    for key, value in parts.items():
+      self.parts[key].append(value != 0)
 
   def result(self) -> dict[str, float]:
     if not self.parts["so_a"]:

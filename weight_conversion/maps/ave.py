@@ -37,6 +37,7 @@ from dgsct_jax.models import presets
 from dgsct_jax.models.encoders import htsat
 from dgsct_jax.models.heads import ave as ave_head
 from weight_conversion import engine
+from weight_conversion import archs
 from weight_conversion.archs import Arch
 from weight_conversion.maps import dgsct
 
@@ -119,7 +120,7 @@ ARCHS = [
     Arch(name="ave_head",
          description="DG-SCT AVE head: temporal_attn (CMBS-style) + CMBS, keys temporal_attn.*/CMBS.*",
          build=lambda **config: ave_head.AVEHead(**config, rngs=nnx.Rngs(0)),
-         config={},
+         config={}, config_keys=archs.keyword_args(ave_head.AVEHead),
          rules=lambda keys: rules(keys) + [engine.ignore(
              r"(?!temporal_attn\.|CMBS\.).*", "outside the AVE head (full MMIL_Net checkpoint)")],
          run=run_head),

@@ -41,6 +41,7 @@ from dgsct_jax.models import presets
 from dgsct_jax.models.encoders import audio_frontend
 from dgsct_jax.models.encoders import htsat
 from weight_conversion import engine
+from weight_conversion import archs
 from weight_conversion.archs import Arch
 
 STFT_KEYS = ("spectrogram_extractor.stft.conv_real.weight",
@@ -186,16 +187,18 @@ def run(model: htsat.HTSAT, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarr
   return {k: np.asarray(v) for k, v in outputs.items()}
 
 
+CONFIG_KEYS = archs.keyword_args(htsat.HTSAT)
 ARCHS = [
     Arch(name="htsat_audioset",
          description="HTS-AT AudioSet (DG-SCT audio encoder): Lightning ckpt (sed_model.*) or state dict",
-         build=build, config=presets.HTSAT_AUDIOSET, rules=rules, run=run, check_source=check_source),
+         build=build, config=presets.HTSAT_AUDIOSET, rules=rules, run=run,
+         check_source=check_source, config_keys=CONFIG_KEYS),
     Arch(name="htsat_dgsct",
          description="HTS-AT from an official DG-SCT checkpoint (its htsat.* sub-tree)",
          build=build, config=presets.HTSAT_AUDIOSET, rules=rules, run=run, default_prefix="htsat.",
-         check_source=check_source),
+         check_source=check_source, config_keys=CONFIG_KEYS),
     Arch(name="htsat_laion_clap",
          description="laion-clap audio branch (HTSAT-tiny, 48 kHz; other sizes via --model_config)",
          build=build, config=presets.HTSAT_LAION_CLAP_TINY, rules=laion_rules, run=run,
-         check_source=check_source),
+         check_source=check_source, config_keys=CONFIG_KEYS),
 ]

@@ -38,6 +38,7 @@ from flax import nnx
 from dgsct_jax.models import presets
 from dgsct_jax.models.encoders import swinv2
 from weight_conversion import engine
+from weight_conversion import archs
 from weight_conversion.archs import Arch
 
 REQUIRED_GENERIC = ("img_size", "embed_dim", "depths", "num_heads", "window_size")
@@ -110,11 +111,13 @@ def run(model: swinv2.SwinTransformerV2, inputs: dict[str, np.ndarray]) -> dict[
   return {k: np.asarray(v) for k, v in outputs.items()}
 
 
+CONFIG_KEYS = archs.keyword_args(swinv2.SwinTransformerV2)
 ARCHS = [
     Arch(name="swinv2_large_window12_192",
          description="Swin-V2-L 192² window 12 (DG-SCT visual encoder, timm swinv2_large_window12_192_22k)",
-         build=build, config=presets.SWINV2_LARGE_192, rules=rules, run=run),
+         build=build, config=presets.SWINV2_LARGE_192, rules=rules, run=run,
+         config_keys=CONFIG_KEYS),
     Arch(name="swinv2",
          description="any timm Swin-V2; give the model config with --model_config (JSON)",
-         build=build_generic, config={}, rules=rules, run=run),
+         build=build_generic, config={}, rules=rules, run=run, config_keys=CONFIG_KEYS),
 ]

@@ -8,6 +8,7 @@ import pathlib
 
 from dgsct_jax.metrics import ave as ave_metrics
 from dgsct_jax.models import ave as ave_model
+from dgsct_jax.models import presets
 from dgsct_jax.tasks import base
 from dgsct_jax.tasks.ave import figure
 from dgsct_jax.tasks.ave import losses as ave_losses
@@ -45,8 +46,10 @@ class AVE(base.Task):
             "target": ave_metrics.segment_classes(batch["label"])}
 
   def metrics(self, **options):
+    """Segment accuracy over ids in [0, events + 1): the run's classes, or AVE's when scoring."""
     del options
-    return ave_metrics.SegmentAccuracy()
+    model = self.config.model if self.config is not None else presets.ave()
+    return ave_metrics.SegmentAccuracy(num_classes=model["num_classes"] + 1)
 
   def summary(self, result):
     return (f"segment accuracy: {result['accuracy']:.2f}%  (majority-class baseline: "

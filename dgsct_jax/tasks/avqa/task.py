@@ -5,7 +5,9 @@ with `predictions` (N,) answer ids or `logits` (N, 42), in the order of the
 `--annotations` json, or re-ordered by `question_ids` (N,) when present
 (question ids repeat in MUSIC-AVQA, so a repeated id must stay in json order);
 `answers`/`types` in the file override the json. A .json file may instead hold
-a list of {"question_id", "answer" (string) or "prediction" (id)}.
+a list of {"question_id", "answer" (string) or "prediction" (id)}. With
+`--annotations` every question of the json must be answered once; part of
+the split is scored only with `--allow_subset` (and reported as a subset).
 """
 import json
 import pathlib
@@ -18,12 +20,15 @@ from dgsct_jax.tasks import predictions_file
 
 
 def read_ans_vocab(path) -> list[str]:
-  """ans_vocab.txt: one answer per line, in label-index order."""
-  return [line for line in pathlib.Path(path).read_text().splitlines() if line]
+  """ans_vocab.txt: one answer per line, in label-index order (MUSIC-AVQA's 42)."""
+  vocab = [line for line in pathlib.Path(path).read_text().splitlines() if line]
+  if len(vocab) != avqa.NUM_ANSWERS:
+    raise ValueError(f"{path}: {len(vocab)} answers, MUSIC-AVQA has {avqa.NUM_ANSWERS}")
+  return vocab
 
 
-def align_by_question_id(samples: list, question_ids, source) -> list:
-  """Re-orders the json samples to the predictions' question ids.
+def align_by_question_id(samples: list, question_ids, path) -> list:
+  """The json samples of the predictions' question ids, in their order.
 
   `question_id` is not unique in MUSIC-AVQA (27 val and 55 test ids occur twice),
   so ids are only usable when they are in json order already or unambiguous.
@@ -34,21 +39,35 @@ def align_by_question_id(samples: list, question_ids, source) -> list:
   by_id: dict[int, list] = {}
   for s in samples:
     by_id.setdefault(int(s["question_id"]), []).append(s)
-  missing = [q for q in ids if q not in by_id]
-  if missing:
-    raise KeyError(f"avqa: question ids {missing[:5]} are not in {source}")
+  predictions_file.check_ids(ids, by_id, path, "question ids")
   ambiguous = [q for q in ids if len(by_id[q]) > 1]
   if ambiguous:
-    raise ValueError(f"avqa: question ids {ambiguous[:5]} occur more than once in {source}; "
-                     "save the predictions in json order instead")
+    raise ValueError(f"{path}: question ids {ambiguous[:5]} occur more than once in the "
+                     "annotations; save the predictions in json order instead")
   return [by_id[q][0] for q in ids]
+
+
+def json_predictions(records, vocab, path) -> dict:
+  """A json list of {"question_id", "answer" | "prediction"} → `question_ids`, `predictions`."""
+  if not isinstance(records, list) or not all(
+      isinstance(r, dict) and "question_id" in r and ("answer" in r or "prediction" in r)
+      for r in records):
+    raise ValueError(f"{path}: expected a list of {{'question_id', 'answer' or 'prediction'}}")
+  data = {"question_ids": np.array([r["question_id"] for r in records])}
+  if all("prediction" in r for r in records):
+    data["predictions"] = np.array([r["prediction"] for r in records])
+  elif vocab is None:
+    raise ValueError(f"{path}: answer strings need --ans_vocab")
+  else:
+    data["predictions"] = avqa.answers_to_ids([r.get("answer") for r in records], vocab)
+  return data
 
 
 class AVQA(base.Task):
   """Answer accuracy per question type, per modality and overall (percent)."""
 
   name = "avqa"
-  scoring_options = ("annotations", "ans_vocab")
+  scoring_options = ("annotations", "ans_vocab", "allow_subset")
 
   def metrics(self, **options):
     del options
@@ -57,31 +76,36 @@ class AVQA(base.Task):
   def summary(self, result):
     return avqa.format_accuracy(result)
 
-  def read_predictions(self, path, annotations=None, ans_vocab=None):
-    """Rows `prediction` (or `logits`), `answer` and `type` (module docstring)."""
+  def read_predictions(self, path, annotations=None, ans_vocab=None, allow_subset=False):
+    """Rows `prediction` (or `logits`), `answer` and `type` (module docstring). With
+    --annotations, the predictions must answer every question of the json (a subset
+    only with `allow_subset`)."""
     data = predictions_file.load(path)
-    samples = json.loads(pathlib.Path(annotations).read_text()) if annotations else None
     vocab = read_ans_vocab(ans_vocab) if ans_vocab else None
-    if "json" in data:  # list of {"question_id", "answer" | "prediction"}
-      records = data["json"]
-      data = {"question_ids": np.array([r["question_id"] for r in records])}
-      if all("prediction" in r for r in records):
-        data["predictions"] = np.array([r["prediction"] for r in records])
-      else:
-        if vocab is None:
-          raise ValueError(f"{path}: answer strings need --ans_vocab")
-        data["predictions"] = avqa.answers_to_ids([r["answer"] for r in records], vocab)
+    if "json" in data:
+      data = json_predictions(data["json"], vocab, path)
     key = "predictions" if "predictions" in data else "logits"
     predictions_file.need(data, (key,), path)
     rows = {"prediction" if key == "predictions" else "logits": data[key]}
-    if "answers" in data and "types" in data:
-      return dict(rows, answer=data["answers"], type=data["types"])
-    if samples is None or vocab is None:
+    given = "answers" in data and "types" in data
+    if given:
+      rows.update(answer=data["answers"], type=data["types"])
+    if annotations is None:
+      if given:
+        return rows
       raise ValueError(f"{path}: give `answers`/`types` in the predictions or --annotations "
                        "and --ans_vocab")
+    samples = json.loads(pathlib.Path(annotations).read_text())
+    total = len(samples)
     if "question_ids" in data:
-      samples = align_by_question_id(samples, data["question_ids"], annotations)
-    if len(samples) != len(data[key]):
-      raise ValueError(f"{path}: {len(data[key])} predictions for {len(samples)} questions")
-    return dict(rows, answer=avqa.answers_to_ids([s["anser"] for s in samples], vocab),
-                type=np.asarray([s["type"] for s in samples]))
+      samples = align_by_question_id(samples, data["question_ids"], path)
+    elif len(data[key]) != total:
+      raise ValueError(f"{path}: {len(data[key])} predictions for the {total} questions of "
+                       f"{annotations} (give `question_ids` to score part of a split)")
+    if not given:
+      if vocab is None:
+        raise ValueError(f"{path}: the answers of {annotations} need --ans_vocab")
+      rows.update(answer=avqa.answers_to_ids([s["anser"] for s in samples], vocab),
+                  type=np.asarray([s["type"] for s in samples]))
+    return predictions_file.covering(rows, path, scored=len(samples), total=total,
+                                     what="questions", allow_subset=allow_subset)

@@ -16,10 +16,10 @@ in several rows (different events of one video); each row is one example.
 import dataclasses
 import pathlib
 
-import h5py
 import numpy as np
 import tensorflow_datasets as tfds
 
+from dgsct_jax.data import annotations
 from dgsct_jax.data import records
 from dgsct_jax.data.datasets import base
 
@@ -55,41 +55,58 @@ class Annotations:
 
 
 def _read_rows(path: pathlib.Path) -> tuple[Row, ...]:
-  lines = path.read_text().splitlines()
+  lines = annotations.read_text(path).splitlines()
   if not lines or not lines[0].startswith("Category&VideoID"):
-    raise ValueError(f"{path}: expected the header 'Category&VideoID&Quality&StartTime&EndTime'")
+    raise annotations.AnnotationError(
+        f"{path}:1: expected the header 'Category&VideoID&Quality&StartTime&EndTime'")
   rows = []
   for n, line in enumerate(lines[1:]):
+    where = f"{path}:{n + 2}"
     fields = line.strip().split("&")
     if len(fields) != 5:
-      raise ValueError(f"{path} line {n + 2}: expected 5 '&'-separated fields, got {line!r}")
+      raise annotations.AnnotationError(f"{where}: expected 5 '&'-separated fields, got {line!r}")
     cat, vid, _, start, end = fields
-    start, end = int(start), int(end)
+    start = annotations.parse_int(start, where, "StartTime")
+    end = annotations.parse_int(end, where, "EndTime")
     if not 0 <= start <= end <= NUM_SEGMENTS:  # One real row (0&0) has an empty span.
-      raise ValueError(f"{path} line {n + 2}: bad event span [{start}, {end})")
+      raise annotations.AnnotationError(f"{where}: bad event span [{start}, {end})")
     rows.append(Row(n, cat, vid, start, end))
   return tuple(rows)
 
 
+def _read_categories(path: pathlib.Path, rows: tuple[Row, ...]) -> tuple[str, ...]:
+  """The class names of categories.txt, checked against the categories of `rows`."""
+  names = tuple(l.strip() for l in annotations.read_text(path).splitlines() if l.strip())
+  if len(names) != NUM_CLASSES:
+    raise annotations.AnnotationError(
+        f"{path}: expected {NUM_CLASSES} class names, got {len(names)}")
+  unknown = [r for r in rows if r.category not in names]
+  if unknown:
+    raise annotations.AnnotationError(
+        f"{path.parent / 'Annotations.txt'}:{unknown[0].row + 2}: category "
+        f"{unknown[0].category!r} is not in {path} ({len(unknown)} rows with unknown categories)")
+  return names
+
+
 def read_annotations(annotations_dir) -> Annotations:
-  """Annotations.txt, categories.txt and the split *_order.h5 files, checked."""
+  """Annotations.txt, categories.txt and the split *_order.h5 files, checked.
+
+  A bad file raises `annotations.AnnotationError` naming it and the line (the
+  HDF5 dataset for *_order.h5).
+  """
   root = pathlib.Path(annotations_dir)
   for name in ("Annotations.txt", "categories.txt", *SPLITS.values()):
     if not (root / name).is_file():
       raise FileNotFoundError(f"AVE annotation file missing: {root / name}")
   rows = _read_rows(root / "Annotations.txt")
-  names = tuple(l.strip() for l in (root / "categories.txt").read_text().splitlines() if l.strip())
-  if len(names) != NUM_CLASSES:
-    raise ValueError(f"{root / 'categories.txt'}: expected {NUM_CLASSES} class names, got {len(names)}")
-  unknown = sorted({r.category for r in rows} - set(names))
-  if unknown:
-    raise ValueError(f"{root / 'Annotations.txt'}: categories not in categories.txt: {unknown}")
+  names = _read_categories(root / "categories.txt", rows)
   splits = {}
   for split, name in SPLITS.items():
-    with h5py.File(root / name, "r") as f:
-      order = np.asarray(f["order"][:], np.int64)
+    order = annotations.read_h5_indices(root / name, "order")
     if order.min() < 0 or order.max() >= len(rows):
-      raise ValueError(f"{root / name}: row index out of range [0, {len(rows)})")
+      raise annotations.AnnotationError(
+          f"{root / name}: HDF5 dataset 'order' holds row indices outside [0, {len(rows)}) "
+          f"(the rows of Annotations.txt), e.g. {order[(order < 0) | (order >= len(rows))][0]}")
     splits[split] = order
   return Annotations(rows, names, splits)
 
@@ -122,8 +139,11 @@ Zhiyao and Xu, Chenliang}, booktitle={ECCV}, year={2018}}"""
     annotations_dir: where the annotation files are, if not in manual_dir.
     """
     self.min_frames = min_frames
-    self.annotations_dir = annotations_dir
+    self.annotations_dir = base.expand_path(annotations_dir)
     super().__init__(**kwargs)
+
+  def build_options(self) -> dict:
+    return {**super().build_options(), "min_frames": self.min_frames}
 
   def _features(self) -> dict:
     return {

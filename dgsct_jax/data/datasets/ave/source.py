@@ -38,9 +38,11 @@ def decode_ave(record: dict, image_size=(192, 192),
   }
 
 
-def make_source(split: str, data_dir=None, image_size=None, **kwargs) -> AveSource:
-  """The split of the AVE build in `data_dir`; kwargs are `AveSource` fields."""
-  ave = base.built(builder.Ave, data_dir)
+def make_source(split: str, data_dir=None, image_size=None, *, allow_partial: bool = True,
+                **kwargs) -> AveSource:
+  """The split of the AVE build in `data_dir` (`allow_partial`: `base.built`'s); kwargs are
+  `AveSource` fields."""
+  ave = base.built(builder.Ave, data_dir, allow_partial=allow_partial)
   num_labels = ave.info.features["label"].feature.num_classes
   return AveSource(ave.as_data_source(split=split), image_size or (192, 192), num_labels,
                    **kwargs)

@@ -18,13 +18,13 @@ by its `split` column, as the reference loaders do):
 Split sizes [ext]: S4 3452/740/740, MS3 296/64/64 (meta CSVs not in the
 shipped annotations, so not verified here).
 """
-import csv
 import dataclasses
 import pathlib
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from dgsct_jax.data import annotations
 from dgsct_jax.data import task_media
 from dgsct_jax.data.datasets import base
 
@@ -71,25 +71,27 @@ def read_meta(path) -> list[MetaRow]:
   """The meta CSV (comma-separated, header with a `split` column) in file order.
 
   Like the reference: the video name is column 0 and the category column 2
-  (by position); the split is the column named `split`.
+  (by position); the split is the column named `split`. A bad row raises
+  `annotations.AnnotationError` naming the file and line.
   """
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"AVSBench meta CSV missing: {path}")
-  with open(path, newline="", encoding="utf-8") as f:
-    rows = list(csv.reader(f))
-  if not rows or "split" not in rows[0]:
-    raise ValueError(f"{path}: expected a header with a 'split' column, got "
-                     f"{rows[0] if rows else 'an empty file'}")
-  col = rows[0].index("split")
+  rows = annotations.read_csv(path)
+  if not rows or "split" not in rows[0][1]:
+    raise annotations.AnnotationError(f"{path}:1: expected a header with a 'split' column, got "
+                                      f"{rows[0][1] if rows else 'an empty file'}")
+  col = rows[0][1].index("split")
   out = []
-  for line, row in enumerate(rows[1:], start=2):
-    if not row:
-      continue
+  for line, row in rows[1:]:
     if len(row) <= col:
-      raise ValueError(f"{path}:{line}: {len(row)} fields, no 'split' value: {row}")
+      raise annotations.AnnotationError(
+          f"{path}:{line}: {len(row)} fields, no 'split' value: {row}")
     if row[col] not in SPLITS:
-      raise ValueError(f"{path}:{line}: split {row[col]!r} is not one of {SPLITS}")
+      raise annotations.AnnotationError(
+          f"{path}:{line}: split {row[col]!r} is not one of {SPLITS}")
+    if not row[0].strip():
+      raise annotations.AnnotationError(f"{path}:{line}: no video name in column 0: {row}")
     out.append(MetaRow(row[0], row[2] if len(row) > 2 and col != 2 else "", row[col], line))
   return out
 

@@ -39,10 +39,11 @@ class AvsSource:
 
 
 def make_source(split: str, data_dir=None, image_size=None, *, subset: str,
-                **kwargs) -> AvsSource:
-  """The split of the `avsbench/<subset>` build in `data_dir`; kwargs are `AvsSource` fields."""
+                allow_partial: bool = True, **kwargs) -> AvsSource:
+  """The split of the `avsbench/<subset>` build in `data_dir` (`allow_partial`:
+  `base.built`'s); kwargs are `AvsSource` fields."""
   if image_size is not None:
     raise ValueError("avsbench frames keep their stored 224x224 size (the model resizes); "
                      f"image_size={image_size} is not supported")
-  avs = base.built(builder.Avsbench, data_dir, config=subset)
+  avs = base.built(builder.Avsbench, data_dir, config=subset, allow_partial=allow_partial)
   return AvsSource(avs.as_data_source(split=split), **kwargs)

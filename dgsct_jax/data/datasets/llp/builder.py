@@ -11,11 +11,13 @@ same join the metric uses). Train examples carry zero GT and
 `has_dense_labels=False`. Splits: 10 000 / 649 / 1 200 rows in CSV order; the
 media key is `filename[:11]`.
 """
+import csv
 import pathlib
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from dgsct_jax.data import annotations
 from dgsct_jax.data import records
 from dgsct_jax.data import task_media
 from dgsct_jax.data.datasets import base
@@ -29,31 +31,60 @@ SPLIT_SIZES = {"train": 10_000, "val": 649, "test": 1_200}
 DENSE_SPLITS = ("val", "test")
 
 
+def _read_csv(reader, path):
+  """`reader(path)`, a CSV reader of `dgsct_jax.metrics.avvp`, raising `AnnotationError`.
+
+  Its messages name the file and line; bad UTF-8 or a NUL byte is checked
+  first, so that it too is named by line rather than left to the csv module.
+  """
+  annotations.read_text(path)
+  try:
+    return reader(path)
+  except (ValueError, csv.Error) as e:
+    message = str(e)
+    raise annotations.AnnotationError(
+        message if message.startswith(str(path)) else f"{path}: {message}") from e
+
+
+def _check_dense_spans(rows, path) -> None:
+  """Onsets and offsets within [0, 10] (onset > offset is kept: it marks nothing, as in the
+  reference, and one real row has it)."""
+  for row in rows:
+    if not (0 <= row.onset <= NUM_SEGMENTS and 0 <= row.offset <= NUM_SEGMENTS):
+      raise annotations.AnnotationError(
+          f"{path}:{row.line}: onset/offset {row.onset}/{row.offset} outside [0, {NUM_SEGMENTS}]")
+
+
 def read_splits(annotations_dir) -> dict:
   """{split: [(filename, labels)]} in CSV order, plus 'dense_audio'/'dense_visual' rows.
 
   Checks that the three splits are disjoint and, when AVVP_dataset_full.csv is
-  present, that they make up exactly that file.
+  present, that they make up exactly that file. A bad file raises
+  `annotations.AnnotationError` naming it (and the line, where there is one).
   """
   root = pathlib.Path(annotations_dir)
   for name in (*SPLIT_CSV.values(), "AVVP_eval_audio.csv", "AVVP_eval_visual.csv"):
     if not (root / name).is_file():
       raise FileNotFoundError(f"LLP annotation file missing: {root / name}")
-  out = {split: avvp.read_weak_csv(root / name) for split, name in SPLIT_CSV.items()}
+  out = {split: _read_csv(avvp.read_weak_csv, root / name) for split, name in SPLIT_CSV.items()}
   seen: dict[str, str] = {}
   for split in SPLIT_CSV:
     for filename, _ in out[split]:
       if filename in seen:
-        raise ValueError(f"{filename!r} is in both {seen[filename]} and {split}")
+        raise annotations.AnnotationError(f"{root / SPLIT_CSV[split]}: {filename!r} is also "
+                                          f"in {root / SPLIT_CSV[seen[filename]]}")
       seen[filename] = split
   full = root / "AVVP_dataset_full.csv"
   if full.is_file():
-    names = {f for f, _ in avvp.read_weak_csv(full)}
+    names = {f for f, _ in _read_csv(avvp.read_weak_csv, full)}
     if names != set(seen):
-      raise ValueError(f"{full}: the splits hold {len(seen)} videos, the full list {len(names)}; "
-                       f"{len(names ^ set(seen))} differ")
-  out["dense_audio"] = avvp.read_dense_csv(root / "AVVP_eval_audio.csv")
-  out["dense_visual"] = avvp.read_dense_csv(root / "AVVP_eval_visual.csv")
+      raise annotations.AnnotationError(
+          f"{full}: the splits hold {len(seen)} videos, the full list {len(names)}; "
+          f"{len(names ^ set(seen))} differ")
+  for key, name in (("dense_audio", "AVVP_eval_audio.csv"),
+                    ("dense_visual", "AVVP_eval_visual.csv")):
+    out[key] = _read_csv(avvp.read_dense_csv, root / name)
+    _check_dense_spans(out[key], root / name)
   return out
 
 
@@ -82,7 +113,7 @@ Xu, Chenliang}, booktitle={ECCV}, year={2020}}"""
 
     annotations_dir: where the CSVs are, if not in manual_dir.
     """
-    self.annotations_dir = annotations_dir
+    self.annotations_dir = base.expand_path(annotations_dir)
     super().__init__(**kwargs)
 
   def _features(self) -> dict:

@@ -35,7 +35,9 @@ class LlpSource:
     }
 
 
-def make_source(split: str, data_dir=None, image_size=None, **kwargs) -> LlpSource:
-  """The split of the LLP build in `data_dir`; kwargs are `LlpSource` fields."""
-  llp = base.built(builder.Llp, data_dir)
+def make_source(split: str, data_dir=None, image_size=None, *, allow_partial: bool = True,
+                **kwargs) -> LlpSource:
+  """The split of the LLP build in `data_dir` (`allow_partial`: `base.built`'s); kwargs are
+  `LlpSource` fields."""
+  llp = base.built(builder.Llp, data_dir, allow_partial=allow_partial)
   return LlpSource(llp.as_data_source(split=split), image_size or (192, 192), **kwargs)

@@ -17,14 +17,22 @@ Vocabularies: built from `json/avqa-train.json` by first appearance (93
 question tokens, 42 answers) and checked against the release dumps
 `ques_vocab.txt` / `ans_vocab.txt` when present (mismatch is an error). When
 the train json is absent the dumps are used (logged), and only the splits
-whose json exists are built.
+whose json exists are built. A bad json entry (missing key, unreadable type
+or template values, unknown word or answer) raises
+`annotations.AnnotationError` naming the file and the line where it starts.
+
+The media options (skip_bad, max_videos_per_split, min_frames) act on the
+videos config only; the qa config always holds every question. A question
+whose video is missing from the videos build is dropped by `source.py`.
 """
+import dataclasses
 import logging
 import pathlib
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from dgsct_jax.data import annotations
 from dgsct_jax.data import avqa_text
 from dgsct_jax.data import records
 from dgsct_jax.data.datasets import base
@@ -35,10 +43,32 @@ SAMPLE_RATE = 32_000
 SPLITS = ("train", "val", "test")
 
 
-def read_split_json(manual, split: str) -> list[dict] | None:
-  """json/avqa-<split>.json as a list of samples, or None when absent."""
+@dataclasses.dataclass(frozen=True)
+class SplitJson:
+  """The QA samples of json/avqa-<split>.json and the line where each starts."""
+  path: pathlib.Path
+  samples: list[dict]
+  lines: list[int]
+
+  def where(self, row: int) -> str:
+    """Sample `row` in messages: "<path>:<line> (entry <row>)"."""
+    return f"{self.path}:{self.lines[row]} (entry {row})"
+
+
+def read_split_json(manual, split: str) -> SplitJson | None:
+  """json/avqa-<split>.json, checked (`avqa_text.check_sample`, known modality); None when
+  absent."""
   path = pathlib.Path(manual) / "json" / f"avqa-{split}.json"
-  return avqa_text.load_json(path) if path.is_file() else None
+  if not path.is_file():
+    return None
+  entries = avqa_text.load_json_entries(path)
+  split_json = SplitJson(path, [s for _, s in entries], [line for line, _ in entries])
+  for row, sample in enumerate(split_json.samples):
+    with annotations.located(split_json.where(row)):
+      modality, _ = avqa_metrics.parse_type(sample["type"])
+      if modality not in avqa_metrics.MODALITIES:
+        raise ValueError(f"unknown modality {modality!r} in type {sample['type']!r}")
+  return split_json
 
 
 def video_list(samples: list[dict]) -> list[str]:
@@ -61,11 +91,31 @@ def vocabularies(manual) -> tuple[list[str], list[str]]:
                               f"{q_dump.name} and {a_dump.name} in {manual}")
     logging.warning("MUSIC-AVQA: json/avqa-train.json absent, using %s and %s", q_dump, a_dump)
     return dumps
-  ques, ans = avqa_text.build_vocabularies(train)
+  ques, ans = avqa_text.build_vocabularies(train.samples)
   if dumps is not None:
-    avqa_text.check_vocab(ques, dumps[0], "question vocabulary")
-    avqa_text.check_vocab(ans, dumps[1], "answer vocabulary")
+    avqa_text.check_vocab(ques, dumps[0], f"question vocabulary of {train.path} and {q_dump}")
+    avqa_text.check_vocab(ans, dumps[1], f"answer vocabulary of {train.path} and {a_dump}")
   return ques, ans
+
+
+def _qa_example(row: int, s: dict, index: dict, word_to_ix: dict, ans_to_ix: dict) -> dict:
+  """The qa example of json row `row`, sample `s`; ValueError/KeyError on a bad sample."""
+  if s["anser"] not in ans_to_ix:
+    raise ValueError(f"answer {s['anser']!r} is not in the answer vocabulary")
+  modality, subtype = avqa_metrics.parse_type(s["type"])
+  return {
+      "row": row,
+      "question_id": s["question_id"],
+      "video_id": s["video_id"],
+      "video_index": index[s["video_id"]],
+      "modality": modality,
+      "subtype": subtype,
+      "type": s["type"],
+      "question": np.asarray(avqa_text.encode_question(s, word_to_ix), np.int32),
+      "question_text": " ".join(avqa_text.question_words(s)),
+      "answer": ans_to_ix[s["anser"]],
+      "answer_text": s["anser"],
+  }
 
 
 class MusicAvqa(base.MediaBuilder):
@@ -101,6 +151,11 @@ year={2022}}"""
     """
     self.min_frames = min_frames
     super().__init__(**kwargs)
+
+  def build_options(self) -> dict:
+    if self.builder_config.name == "qa":
+      return {}  # The qa config reads no media.
+    return {**super().build_options(), "min_frames": self.min_frames}
 
   def _features(self) -> dict:
     if self.builder_config.name == "qa":
@@ -139,33 +194,17 @@ year={2022}}"""
               for s, v in splits.items()}
     return {s: self._generate_examples(v, s, manual=manual) for s, v in splits.items()}
 
-  def _generate_examples(self, samples, split: str, **kwargs):
+  def _generate_examples(self, split_json: SplitJson, split: str, **kwargs):
     if self.builder_config.name == "qa":
-      return self._generate_qa(samples, split=split, **kwargs)
-    return self._generate_videos(samples, split=split, **kwargs)
+      return self._generate_qa(split_json, **kwargs)
+    return self._generate_videos(split_json.samples, split=split, **kwargs)
 
-  def _generate_qa(self, samples, *, word_to_ix: dict, ans_to_ix: dict, split: str):
-    index = {v: i for i, v in enumerate(video_list(samples))}
-    for row, s in enumerate(samples):
-      modality, subtype = avqa_metrics.parse_type(s["type"])
-      if modality not in avqa_metrics.MODALITIES:
-        raise ValueError(f"avqa-{split}.json entry {row}: unknown modality {modality!r}")
-      if s["anser"] not in ans_to_ix:
-        raise KeyError(f"avqa-{split}.json entry {row}: answer {s['anser']!r} is not in the "
-                       "answer vocabulary")
-      yield f"{row:06d}", {
-          "row": row,
-          "question_id": int(s["question_id"]),
-          "video_id": s["video_id"],
-          "video_index": index[s["video_id"]],
-          "modality": modality,
-          "subtype": subtype,
-          "type": s["type"],
-          "question": np.asarray(avqa_text.encode_question(s, word_to_ix), np.int32),
-          "question_text": " ".join(avqa_text.question_words(s)),
-          "answer": ans_to_ix[s["anser"]],
-          "answer_text": s["anser"],
-      }
+  def _generate_qa(self, split_json: SplitJson, *, word_to_ix: dict, ans_to_ix: dict):
+    index = {v: i for i, v in enumerate(video_list(split_json.samples))}
+    for row, s in enumerate(split_json.samples):
+      with annotations.located(split_json.where(row)):
+        example = _qa_example(row, s, index, word_to_ix, ans_to_ix)
+      yield f"{row:06d}", example
 
   def _generate_videos(self, samples, *, manual: pathlib.Path, split: str):
     videos = [base.Video(f"{i:05d}_{vid}", f"video {vid}", (i, vid))
