@@ -1,13 +1,14 @@
 """One DG-SCT AVE training step at full size on CPU: time, memory, FLOPs, remat choices.
 
     .venv/bin/python benchmarks/bench_train_step.py [--remat block_dots,block_dots:2,...]
-        [--precision f32,bf16_matmul,bf16] [--steps 3] [--max_temp_gib 16]
+        [--precision f32,bf16_matmul,bf16] [--videos 1] [--steps 3] [--max_temp_gib 16]
         [--host_allocator auto|system|jemalloc|glibc_thp]
 
 The step is the trainer's (`steps.forward` with the AVE task's losses): forward in training mode (frozen encoders
 in train mode, adapter BN batch statistics, head dropout), the AVE losses, gradients
-w.r.t. the `Trainable` leaves only (201.16 M), an Adam update, new BN statistics. One video =
-10 segments (frames (1, 10, 3, 192, 192), audio (1, 10, 32000) tiled on device).
+w.r.t. the `Trainable` leaves only (201.16 M), an Adam update, new BN statistics, on
+`--videos` videos of 10 segments (frames (V, 10, 3, 192, 192), audio (V, 10, 32000) tiled on
+device; the paper's batch is 8).
 Random weights (the speed does not depend on them). A remat choice is a policy of
 dgsct.REMAT_POLICIES, optionally with `:k` = remat_stages (only the first k stages
 of each encoder are rematerialised). Precisions (rows = remat × precision):
@@ -18,8 +19,9 @@ of each encoder are rematerialised). Precisions (rows = remat × precision):
                'bfloat16'); trainable weights, Adam state, norms, softmaxes and the
                cosine-attention logits stay float32.
 Reported per row: compile time, median step time over `--steps` runs after a warm-up, XLA's cost
-analysis (FLOPs, bytes accessed) and memory analysis (temporaries), and the
-process's peak RSS so far. The host allocator is the trainer's (`--host_allocator`,
+analysis (FLOPs, bytes accessed) and memory analysis (temporaries), the FLOP rate and the
+model FLOPs utilisation (MFU: that rate over the device's bf16 matmul rate, measured first in the
+same run on a large square product), and the process's peak RSS so far. The host allocator is the trainer's (`--host_allocator`,
 dgsct_jax/host_memory.py: the script re-executes itself once under it). A choice whose temporaries would not fit in memory is
 compiled and reported but not run (step time "nan"). Results: benchmarks/README.md.
 """
@@ -84,10 +86,24 @@ def make_step(graphdef, tx, dtype):
   return jax.jit(step, donate_argnums=(0, 1, 3))
 
 
-def run(remat: str, precision: str, state, batch, steps: int, max_temp_gib: float) -> dict:
+def matmul_peak_tflops(n: int) -> float:
+  """The device's bf16 × bf16 → float32 matmul rate on an n×n×n product (best of 5)."""
+  a = jnp.ones((n, n), jnp.bfloat16)
+  product = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
+  product(a, a).block_until_ready()
+  best = float("inf")
+  for _ in range(5):
+    start = time.perf_counter()
+    product(a, a).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n ** 3 / best / 1e12
+
+
+def run(variant: str, remat: str, precision: str, state, batch, steps: int,
+        max_temp_gib: float) -> dict:
   policy, _, stages = remat.partition(":")
   dtype, matmul_dtype = PRECISIONS[precision]
-  cfg = dict(presets.ave("large"), remat=policy,
+  cfg = dict(presets.ave(variant), remat=policy,
              remat_stages=int(stages) if stages else None, matmul_dtype=matmul_dtype)
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: ave.AVEModel(cfg, rngs=nnx.Rngs(0))))
   parts = nnx_utils.split(nnx.merge(graphdef, state))
@@ -129,34 +145,50 @@ def main():
   parser.add_argument("--precision", default="f32,bf16_matmul,bf16",
                       help=f"comma-separated, of {sorted(PRECISIONS)}")
   parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--videos", type=int, default=1, help="batch size in videos")
+  parser.add_argument("--variant", default="large", choices=["large", "tiny"],
+                      help="model size (tiny: a quick check of the script)")
   parser.add_argument("--host_allocator", default="auto", choices=host_memory.ALLOCATORS)
-  parser.add_argument("--max_temp_gib", type=float, default=0.5 * physical_gib(),
-                      help="skip running (but report) choices whose XLA temporaries exceed this")
+  parser.add_argument("--max_temp_gib", type=float, default=None,
+                      help="skip running (but report) choices whose XLA temporaries exceed this "
+                           "(default: 90%% of the accelerator's memory, half the host's on CPU)")
   args = parser.parse_args()
   unknown = set(args.precision.split(",")) - set(PRECISIONS)
   if unknown:
     parser.error(f"--precision: unknown {sorted(unknown)}; choose from {sorted(PRECISIONS)}")
   allocator = host_memory.reexec_with(args.host_allocator)
   start = time.perf_counter()
-  model = ave.AVEModel(presets.ave("large"), rngs=nnx.Rngs(0))
+  model = ave.AVEModel(presets.ave(args.variant), rngs=nnx.Rngs(0))
   _, state = nnx.split(model)
   del model
   init_s = time.perf_counter() - start
   rng = np.random.default_rng(0)
-  labels = np.zeros((1, 10, 29), np.float32)
-  labels[0, np.arange(10), rng.integers(0, 29, 10)] = 1
-  batch = {"audio": jnp.asarray(0.1 * rng.standard_normal((1, 10, 32000)), jnp.float32),
-           "frames": jnp.asarray(rng.standard_normal((1, 10, 3, 192, 192)), jnp.float32),
+  v = args.videos
+  labels = np.zeros((v, 10, 29), np.float32)
+  for i in range(v):
+    labels[i, np.arange(10), rng.integers(0, 29, 10)] = 1
+  size = presets.ave(args.variant)["swin"]["img_size"]
+  batch = {"audio": jnp.asarray(0.1 * rng.standard_normal((v, 10, 32000)), jnp.float32),
+           "frames": jnp.asarray(rng.standard_normal((v, 10, 3, size, size)), jnp.float32),
            "label": jnp.asarray(labels)}
-  print(f"jax {jax.__version__}, {jax.device_count()} device(s) {jax.devices()[0].platform}; "
-        f"host allocator {allocator}; model init {init_s:.1f} s, peak RSS {peak_rss_gib():.1f} GiB")
+  device = jax.devices()[0]
+  max_temp_gib = args.max_temp_gib or (
+      0.5 * physical_gib() if device.platform == "cpu"
+      else 0.9 * device.memory_stats()["bytes_limit"] / 2 ** 30)
+  peak = matmul_peak_tflops(2048 if device.platform == "cpu" else 8192)
+  print(f"jax {jax.__version__}, {jax.device_count()} device(s) {device.platform} "
+        f"({device.device_kind}); host allocator {allocator}; model init {init_s:.1f} s, peak RSS "
+        f"{peak_rss_gib():.1f} GiB; {v} video(s) per step; measured bf16 matmul peak "
+        f"{peak:.1f} TFLOP/s")
   print(f"{'remat':>13} | {'precision':>11} | {'compile s':>9} | {'step s':>7} | "
-        f"{'GFLOP':>7} | {'GB moved':>8} | {'XLA temp GiB':>12} | {'peak RSS GiB':>12}")
+        f"{'GFLOP':>7} | {'TFLOP/s':>7} | {'MFU':>5} | {'GB moved':>8} | {'XLA temp GiB':>12} | "
+        f"{'peak RSS GiB':>12}")
   for remat, precision in itertools.product(args.remat.split(","), args.precision.split(",")):
-    r = run(remat, precision, state, batch, args.steps, args.max_temp_gib)
+    r = run(args.variant, remat, precision, state, batch, args.steps, max_temp_gib)
+    rate = r["gflops"] / r["step_s"] / 1e3
     print(f"{r['remat']:>13} | {r['precision']:>11} | {r['compile_s']:9.1f} | "
-          f"{r['step_s']:7.2f} | {r['gflops']:7.0f} | {r['gbytes']:8.1f} | "
-          f"{r['temp_gib']:12.2f} | {r['rss_gib']:12.2f}", flush=True)
+          f"{r['step_s']:7.3f} | {r['gflops']:7.0f} | {rate:7.2f} | {rate / peak:5.1%} | "
+          f"{r['gbytes']:8.1f} | {r['temp_gib']:12.2f} | {r['rss_gib']:12.2f}", flush=True)
 
 
 if __name__ == "__main__":
