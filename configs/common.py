@@ -4,7 +4,7 @@ config arguments every task takes.
 
 Arguments (`--config=configs/<task>.py:name=value,...`):
   variant   'large' (the paper's encoders) | 'tiny' (CPU-sized, same model)
-  data      the dataset (`dgsct_jax.data.sources`), e.g. 'ave' | 'synthetic'
+  data      the dataset (`dgsct_jax.data.sources`), e.g. 'ave' | 'synthetic' | 'synthetic/llp'
   clean     False reproduces the reference, quirks included (spec §8): model
             selection and early stopping on the *test* split, `accum_itr=2` that
             discards every other batch's gradient (and, in the task configs,
@@ -34,7 +34,8 @@ ENCODERS = {
 ENCODER_PREFIX = {"visual": "swin", "audio": "htsat"}
 
 
-DATA = ("ave", "llp", "avsbench/s4", "avsbench/ms3", "music_avqa", "synthetic", "random")
+DATA = ("ave", "llp", "avsbench/s4", "avsbench/ms3", "music_avqa", "synthetic", "synthetic/llp",
+        "random")
 
 
 def parse(arg, *, data: str, seed: int):
@@ -60,6 +61,7 @@ def trainer_config(arg) -> ConfigDict:
   c.data.splits = {"train": "train", "val": "val", "test": "test"}
   c.data.image_size = ()  # (H, W) of decoded frames (set by the task); () = the dataset's
   c.data.sizes = {"train": 0, "val": 0, "test": 0}  # synthetic only; 0 = the default size
+  # 'synthetic/llp' reads the keys its config has (feature_dim, max_events: its defaults).
   c.data.synthetic = {"num_classes": 28, "num_segments": 10, "image_size": (192, 192),
                       "samples_per_segment": 32000, "sample_rate": 32000,
                       "noise_level": 0.05, "seed": 0}
@@ -99,7 +101,7 @@ def trainer_config(arg) -> ConfigDict:
 
   if arg.runlocal:
     c.data.sizes = {"train": 32, "val": 16, "test": 16}  # generated data
-    if arg.data not in ("synthetic", "random"):
+    if arg.data not in ("synthetic", "synthetic/llp", "random"):
       c.data.splits = {"train": "train[:32]", "val": "val[:16]", "test": "test[:16]"}
     c.epochs, c.batch_size, c.eval.batch_size = 2, 8, 8
     c.ckpt.every_steps, c.log.every_steps = 4, 2

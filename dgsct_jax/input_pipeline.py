@@ -10,7 +10,6 @@ import numpy as np
 from dgsct_jax import tasks
 from dgsct_jax.data import pipeline
 from dgsct_jax.data import sources
-from dgsct_jax.data import synthetic
 from dgsct_jax.data.datasets import build_record
 from dgsct_jax.tasks import base
 
@@ -25,6 +24,8 @@ def get_source(config, split: str):
 
   `data.name='random'` serves `data.sizes[split]` random examples of the task's
   batch spec (`tasks.base.RandomSource`), for any task, without a dataset.
+  The synthetic sources take their config from `data.synthetic` (the keys their
+  config has: `sources.synthetic_config`) and their size from `data.sizes[split]`.
   """
   data = config.data
   if data.name == "random":
@@ -33,8 +34,8 @@ def get_source(config, split: str):
     spec = tasks.for_config(config).batch_spec()
     return base.RandomSource(spec, data.sizes[split], seed=SPLIT_SEEDS[split])
   kwargs = {"image_size": tuple(data.image_size) or None}
-  if data.name == "synthetic":
-    kwargs["config"] = synthetic.SyntheticConfig(**data.synthetic.to_dict())
+  if data.name.startswith("synthetic"):
+    kwargs["config"] = sources.synthetic_config(data.name, data.synthetic.to_dict())
     kwargs["size"] = data.sizes.get(split) or None
   else:
     kwargs["allow_partial"] = data.allow_partial

@@ -30,6 +30,7 @@ import optax
 from flax import nnx
 
 from dgsct_jax import nnx_utils
+from dgsct_jax.data import sources
 from dgsct_jax.data import synthetic
 from dgsct_jax.models import layers
 from dgsct_jax.models.encoders import htsat
@@ -61,8 +62,8 @@ class EncoderClassifier(nnx.Module):
 def event_segments(config, split: str, videos: int) -> tuple[dict, np.ndarray]:
   """({'frames': (N, 3, H, W), 'audio': (N, S)}, class (N,)) of the event segments of
   `videos` synthetic videos."""
-  source = synthetic.SyntheticSource(split, videos, synthetic.SyntheticConfig(
-      **config.data.synthetic.to_dict()))
+  source = synthetic.SyntheticSource(
+      split, videos, sources.synthetic_config("synthetic", config.data.synthetic.to_dict()))
   frames, audio, labels = [], [], []
   background = source.num_labels - 1
   for i in range(len(source)):

@@ -73,7 +73,7 @@ class SyntheticSource:
     self.size = DEFAULT_SPLIT_SIZES[split] if size is None else int(size)
     self.config = config
     self.num_labels = config.num_classes + 1
-    self._bank = _bank(config)
+    self._bank = class_bank(config)
 
   def __len__(self) -> int:
     return self.size
@@ -90,8 +90,9 @@ class SyntheticSource:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Bank:
-  """Precomputed per-class sprites and tones, and noise to slice from."""
+class ClassBank:
+  """Precomputed per-class sprites and tones, and noise to slice from (shared with the
+  LLP look-alike, `synthetic_llp.py`, so both datasets draw the same classes)."""
   sprites: np.ndarray      # (C, 3, s, s) colour x mask, values in [0, 1]
   masks: np.ndarray        # (C, 1, s, s)
   tones: np.ndarray        # (C, 2 * S): two seconds, sliced at random phases
@@ -100,7 +101,7 @@ class _Bank:
 
 
 @functools.lru_cache(maxsize=8)
-def _bank(cfg: SyntheticConfig) -> _Bank:
+def class_bank(cfg: SyntheticConfig) -> ClassBank:
   h, w = cfg.image_size
   s = max(4, min(h, w) * 3 // 8)
   masks, sprites, tones = [], [], []
@@ -118,13 +119,28 @@ def _bank(cfg: SyntheticConfig) -> _Bank:
     tone *= 1.0 - 0.8 * (0.5 + 0.5 * np.sin(2 * np.pi * am_rate * t)) * (am_rate > 0)
     tones.append((0.5 * tone / np.abs(tone).max()).astype(np.float32))
   rng = np.random.default_rng(12345)
-  return _Bank(
+  return ClassBank(
       sprites=np.stack(sprites), masks=np.stack(masks), tones=np.stack(tones),
       audio_noise=rng.standard_normal(4 * cfg.samples_per_segment).astype(np.float32),
       image_noise=rng.standard_normal((4, 3, h, w)).astype(np.float32))
 
 
-def _video(rng: np.random.Generator, cfg: SyntheticConfig, bank: _Bank, video_id: str) -> dict:
+def backgrounds(rng: np.random.Generator, bank: ClassBank, t_count: int) -> np.ndarray:
+  """float32 (t_count, 3, H, W) in [0, 1]: a per-video background colour plus noise."""
+  base = rng.uniform(0.05, 0.45, size=(3, 1, 1)).astype(np.float32)
+  return base + 0.04 * bank.image_noise[rng.integers(len(bank.image_noise), size=t_count)]
+
+
+def paste_sprite(frame: np.ndarray, bank: ClassBank, cls: int, y: int, x: int) -> None:
+  """Draws class `cls`'s sprite into `frame` (3, H, W), in place, top-left corner at (y, x)."""
+  s = bank.sprites.shape[-1]
+  win = frame[:, y:y + s, x:x + s]
+  win *= 1 - bank.masks[cls]
+  win += bank.sprites[cls]
+
+
+def _video(rng: np.random.Generator, cfg: SyntheticConfig, bank: ClassBank,
+           video_id: str) -> dict:
   t_count, (h, w), spl = cfg.num_segments, cfg.image_size, cfg.samples_per_segment
   cls = int(rng.integers(cfg.num_classes))
   length = int(rng.integers(1, t_count + 1))
@@ -136,16 +152,10 @@ def _video(rng: np.random.Generator, cfg: SyntheticConfig, bank: _Bank, video_id
 
   # Frames: a per-video background colour, noise, and the class sprite when visible.
   s = bank.sprites.shape[-1]
-  base = rng.uniform(0.05, 0.45, size=(3, 1, 1)).astype(np.float32)
-  frames = np.empty((t_count, 3, h, w), np.float32)
-  noise_ids = rng.integers(len(bank.image_noise), size=t_count)
+  frames = backgrounds(rng, bank, t_count)
   ys, xs = rng.integers(0, h - s + 1, size=t_count), rng.integers(0, w - s + 1, size=t_count)
-  for t in range(t_count):
-    frames[t] = base + 0.04 * bank.image_noise[noise_ids[t]]
-    if visible[t]:
-      win = frames[t, :, ys[t]:ys[t] + s, xs[t]:xs[t] + s]
-      win *= 1 - bank.masks[cls]
-      win += bank.sprites[cls]
+  for t in np.flatnonzero(visible):
+    paste_sprite(frames[t], bank, cls, ys[t], xs[t])
   frames = preprocess.normalize_chw(frames, scale=1.0)
 
   # Audio: the class tone at a random phase and gain when audible, plus noise.
