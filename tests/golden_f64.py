@@ -1,14 +1,16 @@
-"""The whole golden AVE model in float64 (run in a subprocess with JAX_ENABLE_X64=1).
+"""A golden DG-SCT model (or head) in float64 (run in a subprocess with JAX_ENABLE_X64=1).
 
-    python tests/golden_f64.py GOLDEN_DIR OUT.npz
+    python tests/golden_f64.py GOLDEN_DIR FIXTURE OUT.npz      # FIXTURE: ave_full | avvp_head
 
-The reference's float64 outputs (`out64_*`, `pooled64_*` of ave_full_io.npz) come
+The reference's float64 outputs (`out64_*`, `pooled64_*` of <fixture>_io.npz) come
 from `model.double()`: every weight and table of the float32 model widened, so
 the STFT basis and mel matrix keep their float32 values, and PyTorch's float64
 kernels compute the rest in double (bicubic taps included). The same here: the
 converted float32 weights are widened, the front end uses torchlibrosa's DFT
 basis (`stft="dft"`), and the model runs on float64 inputs. In float64 rounding
 noise is ~1e-16 instead of ~1e-7, so this run isolates semantics from noise.
+The computed tables (STFT, mel, indices, masks) of every full-model fixture are
+AVE's: ave_full_computed_buffers.npz.
 """
 import pathlib
 import sys
@@ -31,27 +33,41 @@ def widen(model):
   nnx.update(model, state)
 
 
-def main(golden_dir, out_path):
+AVVP_OUTPUTS = ("aud_cls_prob", "vis_cls_prob", "global_prob", "a_prob", "v_prob",
+                "a_frame_prob", "v_frame_prob")
+# fixture → (arch, model inputs from the io file, outputs kept)
+FIXTURES = {
+    "ave_full": ("dgsct_ave", lambda io: (io["input_audio_f16"], io["input_vis_f16"]),
+                 ("is_event_scores", "event_scores", "audio_visual_gate", "av_score",
+                  "pooled_visual", "pooled_audio")),
+    "avvp_head": ("avvp_head",
+                  lambda io: (io["input_vis_f16"], io["input_audio_f16"],
+                              io["input_video_st_f16"]), AVVP_OUTPUTS),
+}
+
+
+def main(golden_dir, fixture, out_path):
   if not jax.config.jax_enable_x64:
     raise SystemExit("run with JAX_ENABLE_X64=1")
   golden_dir = pathlib.Path(golden_dir)
-  state = golden_state_dict(golden_dir / "ave_full_manifest.json",
+  arch_name, inputs, keys = FIXTURES[fixture]
+  state = golden_state_dict(golden_dir / f"{fixture}_manifest.json",
                             golden_dir / "ave_full_computed_buffers.npz")
-  arch = archs.get("dgsct_ave")
-  config = dict(arch.config, htsat=dict(arch.config["htsat"], stft="dft"))
-  arch.check_source(state, config)
+  arch = archs.get(arch_name)
+  config = arch.config
+  if "htsat" in config:
+    config = dict(config, htsat=dict(config["htsat"], stft="dft"))
+  if arch.check_source is not None:
+    arch.check_source(state, config)
   result = engine.convert(state, archs.abstract_model(arch, config), arch.rules(list(state)),
-                          what="golden ave_full state dict")
+                          what=f"golden {fixture} state dict")
   del state
   model = archs.materialize(arch, config, result.values)
   del result
   widen(model)
-  io = np.load(golden_dir / "ave_full_io.npz")
-  audio = io["input_audio_f16"].astype(np.float64)
-  frames = io["input_vis_f16"].astype(np.float64)
-  out = nnx.jit(lambda m, a, f: m(a, f))(model, audio, frames)
-  keys = ("is_event_scores", "event_scores", "audio_visual_gate", "av_score",
-          "pooled_visual", "pooled_audio")
+  io = np.load(golden_dir / f"{fixture}_io.npz")
+  args = [np.asarray(x).astype(np.float64) for x in inputs(io)]
+  out = nnx.jit(lambda m, *a: m(*a))(model, *args)
   np.savez(out_path, **{k: np.asarray(out[k]) for k in keys})
 
 

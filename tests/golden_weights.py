@@ -60,3 +60,15 @@ def golden_state_dict(manifest_path, computed_path=None) -> dict[str, np.ndarray
                                atol=1e-9, err_msg=f"{key}: sum_f64 differs from the manifest")
     state[key] = value
   return state
+
+
+def max_rel(ours, ref) -> float:
+  """max|ours − ref| / max|ref|, in float64: the parity measure of every golden test."""
+  ref = np.asarray(ref, np.float64)
+  return float(np.abs(np.asarray(ours, np.float64) - ref).max() / np.abs(ref).max())
+
+
+def rms_rel(ours, ref) -> float:
+  """‖ours − ref‖ / ‖ref‖ (for features whose single elements carry amplified float32 noise)."""
+  ref = np.asarray(ref, np.float64)
+  return float(np.linalg.norm(np.asarray(ours, np.float64) - ref) / np.linalg.norm(ref))

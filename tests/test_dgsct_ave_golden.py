@@ -33,6 +33,8 @@ from flax import nnx
 
 from dgsct_jax.models.heads import ave as ave_head
 from golden_weights import golden_state_dict
+from golden_weights import max_rel
+from golden_weights import rms_rel
 from weight_conversion import archs
 from weight_conversion import engine
 
@@ -88,16 +90,6 @@ def golden_run(golden_dir):
   frames = io["input_vis_f16"].astype(np.float32)
   out, summary, image = jax.tree.map(np.asarray, _forward(model, audio, frames))
   return {"out": out, "summary": summary, "image": image[..., 0], "io": io, "ignored": ignored}
-
-
-def max_rel(ours, ref):
-  ref = np.asarray(ref, np.float64)
-  return float(np.abs(np.asarray(ours, np.float64) - ref).max() / np.abs(ref).max())
-
-
-def rms_rel(ours, ref):
-  ref = np.asarray(ref, np.float64)
-  return float(np.linalg.norm(np.asarray(ours, np.float64) - ref) / np.linalg.norm(ref))
 
 
 def test_conversion_ignores_only_named_keys(golden_run):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from dgsct_jax.models.heads import ave as ave_head
+from golden_weights import max_rel
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
@@ -29,14 +30,11 @@ def f64_outputs(golden_dir, tmp_path_factory):
   out = tmp_path_factory.mktemp("golden_f64") / "out.npz"
   env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu",
              XLA_FLAGS="", PYTHONPATH=os.pathsep.join([str(TESTS.parent), str(TESTS)]))
-  proc = subprocess.run([sys.executable, str(TESTS / "golden_f64.py"), str(golden_dir), str(out)],
+  proc = subprocess.run([sys.executable, str(TESTS / "golden_f64.py"), str(golden_dir),
+                         "ave_full", str(out)],
                         env=env, capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stderr[-4000:]
   return dict(np.load(out)), dict(np.load(golden_dir / "ave_full_io.npz"))
-
-
-def max_rel(ours, ref):
-  return float(np.abs(ours - ref).max() / np.abs(ref).max())
 
 
 @pytest.mark.parametrize("name", ["is_event_scores", "event_scores", "audio_visual_gate",

@@ -21,33 +21,12 @@ from flax import nnx
 from dgsct_jax.models import backbone
 from dgsct_jax.models.heads import ave as ave_head
 
-KEYS = backbone.KEYS + ("variant", "num_classes", "head")
 
-
-def _plain(config) -> dict:
-  """The config as a dict, with exactly the keys of `presets.ave` (a typo fails here)."""
-  config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-  unknown = set(config) - set(KEYS)
-  if unknown:
-    raise ValueError(f"AVE model config: unknown key(s) {sorted(unknown)}; known: {sorted(KEYS)}")
-  missing = set(KEYS) - set(config)
-  if missing:
-    raise ValueError(f"AVE model config: missing key(s) {sorted(missing)}")
-  return config
-
-
-class AVEModel(backbone.SwinHTSAT):
+class AVEModel(backbone.TaskModel):
   """DG-SCT (`swin` + `htsat` + adapters) and the AVE head `head`."""
 
-  def __init__(self, config, *, rngs: nnx.Rngs):
-    cfg = _plain(config)
-    super().__init__(cfg, rngs=rngs)
-    head = dict(cfg["head"], num_classes=cfg["num_classes"])
-    for key, enc in (("visual_dim", self.swin), ("audio_dim", self.htsat)):
-      if head[key] != enc.num_features:
-        raise ValueError(f"AVE model config: head.{key}={head[key]} but the encoder's final "
-                         f"width is {enc.num_features}")
-    self.head = ave_head.AVEHead(**head, rngs=rngs)
+  TASK = "AVE"
+  HEAD = ave_head.AVEHead
 
   def __call__(self, audio, frames, *, deterministic: bool = True, rngs: nnx.Rngs | None = None,
                capture: bool = False):

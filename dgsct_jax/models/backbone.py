@@ -24,6 +24,21 @@ from dgsct_jax.models.encoders import swinv2
 
 # The keys of a model config that `SwinHTSAT` reads.
 KEYS = ("swin", "htsat", "tile_audio") + tuple(f.name for f in dataclasses.fields(dgsct.Options))
+# The keys of a task model's config: the backbone's plus these (`presets.<task>`).
+TASK_KEYS = KEYS + ("variant", "num_classes", "head")
+
+
+def task_config(config, task: str) -> dict:
+  """A task model config as a dict with exactly `TASK_KEYS` (a typo fails here)."""
+  config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  unknown = set(config) - set(TASK_KEYS)
+  if unknown:
+    raise ValueError(f"{task} model config: unknown key(s) {sorted(unknown)}; "
+                     f"known: {sorted(TASK_KEYS)}")
+  missing = set(TASK_KEYS) - set(config)
+  if missing:
+    raise ValueError(f"{task} model config: missing key(s) {sorted(missing)}")
+  return config
 
 
 def tile_segments(audio, num_samples: int):
@@ -74,3 +89,22 @@ class SwinHTSAT(dgsct.DGSCT):
       if aux[key] is not None:
         aux[key] = aux[key].reshape(b, t, -1)
     return v.reshape(b, t, -1), a.reshape(b, t, -1), aux
+
+
+class TaskModel(SwinHTSAT):
+  """The backbone plus a task head `head` built from the config's `head` section and
+  `num_classes` (`presets.<task>`); subclasses set `TASK` (for messages) and `HEAD`
+  (the head class) and define `__call__`."""
+
+  TASK = ""
+  HEAD = None
+
+  def __init__(self, config, *, rngs: nnx.Rngs):
+    cfg = task_config(config, self.TASK)
+    super().__init__(cfg, rngs=rngs)
+    head = dict(cfg["head"], num_classes=cfg["num_classes"])
+    for key, enc in (("visual_dim", self.swin), ("audio_dim", self.htsat)):
+      if head[key] != enc.num_features:
+        raise ValueError(f"{self.TASK} model config: head.{key}={head[key]} but the encoder's "
+                         f"final width is {enc.num_features}")
+    self.head = self.HEAD(**head, rngs=rngs)  # pylint: disable=not-callable

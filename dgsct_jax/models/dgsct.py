@@ -30,8 +30,11 @@ Modes. `deterministic=False` puts the adapters' BatchNorms in training mode
 (batch statistics over (BT, N), running-stat updates) and, when
 `encoder_train_mode` is True (faithful: the reference calls `model.train()` on
 its frozen encoders), also the encoders: drop path in both, HTS-AT bn0 batch
-statistics (+ running-stat update) and SpecAugment. `encoder_train_mode=False`
-keeps the frozen encoders deterministic while the adapters train.
+statistics (+ running-stat update) and SpecAugment, and with `logmel_mixup` (the
+AVVP/AVS/AVQA references; not AVE) the audio encoder's log-mel mixup of each
+segment with the batch reversed, λ ~ Beta(0.5, 0.5) per segment, labels unmixed.
+`encoder_train_mode=False` keeps the frozen encoders deterministic while the
+adapters train.
 
 Rematerialisation (`remat`): 'none'; 'block' recomputes every block (paired
 steps with their four adapters as one unit) in the backward pass, saving only
@@ -65,6 +68,8 @@ VIS_P1, VIS_P2 = "vis_adapter_blocks_p1", "vis_adapter_blocks_p2"
 AUD_P1, AUD_P2 = "audio_adapter_blocks_p1", "audio_adapter_blocks_p2"
 ADAPTER_SETS = (AUD_P1, VIS_P1, AUD_P2, VIS_P2)  # order of execution inside a pair
 
+MIXUP_ALPHA = 0.5  # the reference's get_mix_lambda(0.5, B·T)
+
 REMAT_POLICIES = {
     "none": None,
     "block": jax.checkpoint_policies.nothing_saveable,
@@ -95,6 +100,7 @@ class Options:
   p2: bool = True
   encoder_train_mode: bool = True
   audio_final_norm: bool = False
+  logmel_mixup: bool = False
   remat: str = "none"
   remat_stages: int | None = None
   matmul_dtype: str | None = None
@@ -128,6 +134,7 @@ class DGSCT(nnx.Module):
     self.pairs = pairing_lib.get(options.pairing, _depths(visual), _depths(audio))
     self.encoder_train_mode = options.encoder_train_mode
     self.audio_final_norm = options.audio_final_norm
+    self.logmel_mixup = options.logmel_mixup
     self.remat = options.remat
     self.remat_stages = options.remat_stages
     self.matmul_dtype = (None if options.matmul_dtype is None
@@ -183,7 +190,8 @@ class DGSCT(nnx.Module):
   def _encode(self, visual_inputs, audio_inputs, *, deterministic, rngs, capture):
     enc_det = deterministic or not self.encoder_train_mode
     f_v = self.visual_encoder.embed(visual_inputs, deterministic=enc_det, rngs=rngs)
-    f_a = self.audio_encoder.embed(audio_inputs, deterministic=enc_det, rngs=rngs)
+    f_a = self.audio_encoder.embed(audio_inputs, deterministic=enc_det, rngs=rngs,
+                                   **self._mixup(audio_inputs.shape[0], enc_det, rngs))
     streams = {"visual": _Stream(self.visual_encoder, f_v), "audio": _Stream(self.audio_encoder, f_a)}
     run_plain = lambda stage: self._wrap(_plain_block, stage)
     captured = {name: [] for name in self.adapter_sets()}
@@ -217,6 +225,15 @@ class DGSCT(nnx.Module):
     if capture:
       aux["adapters"] = captured
     return pool(f_v, smaps["visual"]), pool(f_a, smaps["audio"]), aux
+
+  def _mixup(self, batch: int, enc_det: bool, rngs) -> dict:
+    """The audio encoder's `mixup_lambda` (B·T,) ~ Beta(α, α) when log-mel mixup runs: in
+    training with train-mode encoders, as the reference applies it only while HTS-AT trains."""
+    if not self.logmel_mixup or enc_det:
+      return {}
+    if rngs is None:
+      raise ValueError("log-mel mixup needs `rngs` (a 'dropout' stream) in training")
+    return {"mixup_lambda": jax.random.beta(rngs.dropout(), MIXUP_ALPHA, MIXUP_ALPHA, (batch,))}
 
   def _wrap(self, fn, stage: int):
     policy = REMAT_POLICIES[self.remat]

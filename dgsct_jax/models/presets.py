@@ -42,6 +42,15 @@ HEAD_AVE = dict(visual_dim=1536, audio_dim=768, video_fc_dim=512, audio_fc_dim=1
                 nhead=4, feedforward_dim=1024, gamma=0.1, av_score_weight=0.3, top_k=4,
                 input_dropout=0.2, attention_dropout=0.1, inter_dropout=0.2,
                 keep_dead_params=True)
+# MGN on DG-SCT (`heads.avvp.MGNHead`), the AVVP train.sh flags.
+HEAD_AVVP = dict(num_segments=10, dim=128, visual_dim=1536, audio_dim=768, st_dim=512,
+                 depth_aud=3, depth_vis=3, depth_av=6, num_heads=8, drop_path=0.1,
+                 unimodal_assign="soft", crossmodal_assign="soft", temporal_d_model=64,
+                 temporal_feedforward_dim=1024, temporal_dropout=0.1, temporal_gamma=0.05,
+                 keep_dead_params=True)
+HEAD_AVVP_TINY = dict(HEAD_AVVP, dim=32, visual_dim=256, audio_dim=128, st_dim=512,
+                      depth_aud=1, depth_vis=1, depth_av=2, num_heads=2, temporal_d_model=16,
+                      temporal_feedforward_dim=64)
 HEAD_AVE_TINY = dict(HEAD_AVE, visual_dim=256, audio_dim=128, video_fc_dim=64, audio_fc_dim=32,
                      d_model=32, nhead=2, feedforward_dim=64)
 
@@ -65,6 +74,8 @@ def backbone(variant: str = "large", *, adapter: dict = ADAPTER_AVE) -> dict:
     encoder_train_mode: training also runs the frozen encoders in train mode (drop path,
       SpecAugment, bn0 batch statistics) as the reference does (True, faithful).
     audio_final_norm: HTS-AT final LayerNorm before pooling (reference: False).
+    logmel_mixup: in training, mix each segment's log-mel with the reversed batch's
+      inside HTS-AT (AVVP/AVS/AVQA references: True; AVE: False).
     tile_audio: tile short audio segments to htsat.num_samples on device.
     remat: 'none' | 'block' | 'block_dots' (models/dgsct.py).
     remat_stages: rematerialise only the first k stages of each encoder (None: all).
@@ -80,6 +91,7 @@ def backbone(variant: str = "large", *, adapter: dict = ADAPTER_AVE) -> dict:
       visual_adapters=True, audio_adapters=True, p1=True, p2=True,
       encoder_train_mode=True,
       audio_final_norm=False,
+      logmel_mixup=False,
       tile_audio=True,
       remat="none",
       remat_stages=None,
@@ -94,3 +106,12 @@ def ave(variant: str = "large") -> dict:
   _check(variant)
   return dict(backbone(variant), variant=variant, num_classes=28,
               head=dict(HEAD_AVE if variant == "large" else HEAD_AVE_TINY))
+
+
+def avvp(variant: str = "large") -> dict:
+  """The AVVP model config (`models.avvp.AVVPModel`): the backbone in AVVP's setting
+  (spec dgsct_tasks.md §0: AVE's adapters, log-mel mixup in training), 25 LLP
+  classes and the MGN `head` (`heads.avvp.MGNHead` arguments)."""
+  _check(variant)
+  return dict(backbone(variant), logmel_mixup=True, variant=variant, num_classes=25,
+              head=dict(HEAD_AVVP if variant == "large" else HEAD_AVVP_TINY))

@@ -34,7 +34,6 @@ from flax import nnx
 
 from dgsct_jax.models import ave
 from dgsct_jax.models import presets
-from dgsct_jax.models.encoders import htsat
 from dgsct_jax.models.heads import ave as ave_head
 from weight_conversion import engine
 from weight_conversion import archs
@@ -70,21 +69,11 @@ def rules(source_keys: Sequence[str] = (), *, source_prefix: str = "", target_pr
   return out
 
 
-def _float_input(inputs: dict, name: str, rank: int) -> np.ndarray:
-  if name not in inputs:
-    raise ValueError(f"the inputs need {name!r}; found {sorted(inputs)}")
-  value = np.asarray(inputs[name])
-  if value.ndim != rank or not np.issubdtype(value.dtype, np.floating):
-    raise ValueError(f"input {name!r} must be a float array of rank {rank}, "
-                     f"got {value.dtype} {value.shape}")
-  return value.astype(np.float32)
-
-
 def run_head(model: ave_head.AVEHead, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """{'visual' (B, T, visual_dim), 'audio' (B, T, audio_dim)} → the official outputs:
   is_event_scores (T, B, 1), event_scores (B, K), audio_visual_gate (T, B, 1), av_score (B, K),
   video_query_output / audio_query_output (T, B, d_model); eval mode, float32."""
-  visual, audio = _float_input(inputs, "visual", 3), _float_input(inputs, "audio", 3)
+  visual, audio = dgsct.float_input(inputs, "visual", 3), dgsct.float_input(inputs, "audio", 3)
   if visual.shape[:2] != audio.shape[:2]:
     raise ValueError(f"ave_head inputs must be (B, T, C) with equal B, T: visual {visual.shape}, "
                      f"audio {audio.shape}")
@@ -100,15 +89,7 @@ def _forward(model, audio, frames):
 
 def run(model: ave.AVEModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """Eval-mode float32 forward: {'audio', 'frames'} → official-layout outputs + pooled features."""
-  audio, frames = _float_input(inputs, "audio", 3), _float_input(inputs, "frames", 5)
-  b, t, s = audio.shape
-  if s > model.clip_samples:
-    raise ValueError(f"input 'audio' has {s} samples per segment, more than the model's clip "
-                     f"length {model.clip_samples}")
-  try:
-    htsat.validate_waveforms(audio.reshape(b * t, s), num_samples=None)
-  except ValueError as e:
-    raise ValueError(f"input 'audio': {e}") from e
+  audio, frames = dgsct.audio_input(model, inputs), dgsct.float_input(inputs, "frames", 5)
   out = _forward(model, jnp.asarray(audio), jnp.asarray(frames))
   official = ave_head.to_official_layout(
       {k: out[k] for k in ("is_event_scores", "event_scores", "audio_visual_gate", "av_score")})

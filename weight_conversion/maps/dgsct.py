@@ -10,13 +10,15 @@ reason: `adapter_token_downsampler.*` (built, never used) and the adapters'
 BatchNorm `num_batches_tracked`.
 
 A task's whole-model arch is `whole_model(...)`: these rules plus the rules of
-its head, and the task model (a `models.backbone.SwinHTSAT` subclass) built
-from its preset.
+its head (for keys with or without DataParallel's `module.`), and the task model
+(a `models.backbone.TaskModel` subclass) built from its preset.
 """
 from typing import Callable, Sequence
 
+import numpy as np
 from flax import nnx
 
+from dgsct_jax.models.encoders import htsat
 from weight_conversion import engine
 from weight_conversion.archs import Arch
 from weight_conversion.maps import htsat as htsat_map
@@ -53,12 +55,54 @@ def check_source(state_dict: dict, config: dict):
   htsat_map.check_source(sub, config["htsat"])
 
 
+def float_input(inputs: dict, name: str, rank: int) -> np.ndarray:
+  """`inputs[name]` as float32, which must be a float array of `rank` dimensions."""
+  if name not in inputs:
+    raise ValueError(f"the inputs need {name!r}; found {sorted(inputs)}")
+  value = np.asarray(inputs[name])
+  if value.ndim != rank or not np.issubdtype(value.dtype, np.floating):
+    raise ValueError(f"input {name!r} must be a float array of rank {rank}, "
+                     f"got {value.dtype} {value.shape}")
+  return value.astype(np.float32)
+
+
+def audio_input(model, inputs: dict) -> np.ndarray:
+  """`inputs['audio']` (B, T, S) waveforms, S at most the model's clip length (shorter
+  segments are tiled by the model), checked like HTS-AT's inputs."""
+  audio = float_input(inputs, "audio", 3)
+  b, t, s = audio.shape
+  if s > model.clip_samples:
+    raise ValueError(f"input 'audio' has {s} samples per segment, more than the model's clip "
+                     f"length {model.clip_samples}")
+  try:
+    htsat.validate_waveforms(audio.reshape(b * t, s), num_samples=None)
+  except ValueError as e:
+    raise ValueError(f"input 'audio': {e}") from e
+  return audio
+
+
+def data_parallel_prefix(keys: Sequence[str]) -> str:
+  """'module.' when every key has it (a checkpoint saved through nn.DataParallel), else ''."""
+  return "module." if keys and all(k.startswith("module.") for k in keys) else ""
+
+
 def whole_model(*, name: str, description: str, model: Callable[..., nnx.Module], config: dict,
                 head_rules: Callable[[Sequence[str]], list[engine.Rule]],
                 run: Callable[[nnx.Module, dict], dict]) -> Arch:
-  """The arch of an official task model: backbone rules + `head_rules(keys)`;
-  `model(config, rngs=...)` is the task model class, `config` its preset."""
+  """The arch of an official task model: `head_rules(keys)` (first, so that they may also
+  ignore the task's dead backbone keys) + the backbone rules, for keys with or without
+  DataParallel's `module.` prefix; `model(config, rngs=...)` is the task model class,
+  `config` its preset."""
+
+  def rules(keys):
+    prefix = data_parallel_prefix(keys)
+    keys = _sub_keys(keys, prefix)
+    return engine.prefixed(head_rules(keys) + backbone_rules(keys), prefix, "")
+
+  def check(state_dict, cfg):
+    prefix = data_parallel_prefix(list(state_dict))
+    check_source({k[len(prefix):]: v for k, v in state_dict.items()}, cfg)
+
   return Arch(name=name, description=description,
               build=lambda **cfg: model(cfg, rngs=nnx.Rngs(0)), config=config,
-              rules=lambda keys: backbone_rules(keys) + head_rules(keys), run=run,
-              check_source=check_source)
+              rules=rules, run=run, check_source=check)

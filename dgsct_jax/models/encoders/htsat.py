@@ -340,13 +340,19 @@ class HTSAT(nnx.Module):
   # -- pieces --------------------------------------------------------------------
 
   def front(self, waveforms, *, deterministic: bool = True, rngs=None,
-            bn0_batch_stats: bool | None = None, spec_augment: bool | None = None):
-    """waveforms (B, samples) → (logmel after bn0 [+ SpecAugment] (B, frames, mel), image NHWC)."""
+            bn0_batch_stats: bool | None = None, spec_augment: bool | None = None,
+            mixup_lambda=None):
+    """waveforms (B, samples) → (logmel after bn0 [+ SpecAugment] [+ mixup] (B, frames, mel),
+    image NHWC). `mixup_lambda` (B,): HTS-AT's `do_mixup` of the log-mels with the
+    batch reversed, x ← λ·x + (1 − λ)·x[::-1] (labels are the caller's business)."""
     fe = self.frontend
     batch_stats, augment = fe._modes(deterministic, rngs, bn0_batch_stats, spec_augment)  # pylint: disable=protected-access
     x = fe.normalize(fe.logmel(waveforms), batch_stats=batch_stats)
     if augment:
       x = fe.spec_augment(x, rngs)
+    if mixup_lambda is not None:
+      lam = mixup_lambda.astype(x.dtype)[:, None, None]
+      x = lam * x + (1 - lam) * x[::-1]
     return x, fe.to_image(x)
 
   def embed_image(self, image, *, deterministic: bool = True, rngs=None):
@@ -362,10 +368,12 @@ class HTSAT(nnx.Module):
     return _maybe_drop(self.pos_drop, x, deterministic, rngs)
 
   def embed(self, waveforms, *, deterministic: bool = True, rngs=None,
-            bn0_batch_stats: bool | None = None, spec_augment: bool | None = None):
+            bn0_batch_stats: bool | None = None, spec_augment: bool | None = None,
+            mixup_lambda=None):
     """Front end + patch embedding: waveforms (B, samples) → tokens (B, 4096, 96)."""
     _, image = self.front(waveforms, deterministic=deterministic, rngs=rngs,
-                          bn0_batch_stats=bn0_batch_stats, spec_augment=spec_augment)
+                          bn0_batch_stats=bn0_batch_stats, spec_augment=spec_augment,
+                          mixup_lambda=mixup_lambda)
     return self.embed_image(image, deterministic=deterministic, rngs=rngs)
 
   def finalize(self, x):

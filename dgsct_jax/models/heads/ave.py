@@ -121,11 +121,12 @@ class CrossModalRelationAttModule(nnx.Module):
 
 
 class RNNEncoder(nnx.Module):
-  """Bidirectional one-layer LSTMs: audio → d_model, visual → 2·d_model."""
+  """Bidirectional one-layer LSTMs over audio and visual features (outputs 2·hidden wide)."""
 
-  def __init__(self, audio_dim: int, video_dim: int, d_model: int, *, rngs: nnx.Rngs):
-    self.audio_rnn = torch_nn.LSTM(audio_dim, d_model // 2, rngs=rngs)
-    self.visual_rnn = torch_nn.LSTM(video_dim, d_model, rngs=rngs)
+  def __init__(self, audio_dim: int, video_dim: int, audio_hidden: int, video_hidden: int, *,
+               rngs: nnx.Rngs):
+    self.audio_rnn = torch_nn.LSTM(audio_dim, audio_hidden, rngs=rngs)
+    self.visual_rnn = torch_nn.LSTM(video_dim, video_hidden, rngs=rngs)
 
   def __call__(self, audio_feature, visual_feature):
     return self.audio_rnn(audio_feature), self.visual_rnn(visual_feature)
@@ -162,7 +163,8 @@ class TemporalAttention(nnx.Module):
         d_model, num_layers=num_encoder_layers, **common)
     self.audio_decoder = CrossModalRelationAttModule(
         d_model, num_layers=num_decoder_layers, **common)
-    self.audio_visual_rnn_layer = RNNEncoder(audio_fc_dim, video_fc_dim, d_model, rngs=rngs)
+    self.audio_visual_rnn_layer = RNNEncoder(audio_fc_dim, video_fc_dim, d_model // 2, d_model,
+                                              rngs=rngs)
     self.audio_gated = nnx.List([layers.linear(d_model, 1, axes=_AXES_IN, rngs=rngs)])
     self.video_gated = nnx.List([layers.linear(d_model, 1, axes=_AXES_IN, rngs=rngs)])
 
