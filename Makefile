@@ -3,7 +3,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 NO_DEPS := $(shell python3 -c "import ast,sys;t=open('setup.py').read();print(' '.join(ast.literal_eval(t.split('NO_DEPS = ')[1].split(']')[0]+']')))")
-WORKDIR ?= runs/demo
+TASK ?= ave
+WORKDIR ?= runs/$(if $(filter ave,$(TASK)),demo,demo_$(TASK))
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test bench clean
@@ -18,7 +19,7 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 demo: setup
-	$(PY) -m dgsct_jax.main --config=configs/demo.py --workdir=$(WORKDIR)
+	$(PY) -m dgsct_jax.main --config=configs/demo.py:task=$(TASK) --workdir=$(WORKDIR)
 
 # --dist loadfile: each file on one worker, so a module's fixtures are built once.
 test: setup

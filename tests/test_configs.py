@@ -4,12 +4,15 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from configs import ablations
 from configs import ave as ave_config
+from configs import avvp as avvp_config
 from configs import common
 from configs import demo as demo_config
+from dgsct_jax.models import presets
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ABLATIONS = sorted(ablations.ABLATIONS)
@@ -184,3 +187,44 @@ def test_data_fits_the_model(arg):
     assert tuple(config.data.synthetic.image_size) == (size, size)
     assert config.data.synthetic.samples_per_segment == spec["audio"].shape[-1]
   assert spec["label"].shape[-1] == config.model.num_classes + 1
+
+
+def test_avvp_defaults_are_the_official_recipe():
+  """configs/avvp.py = DG-SCT/AVVP/train.sh (spec dgsct_tasks.md §1.3, §0)."""
+  c = avvp_config.get_config("variant=large")
+  assert (c.task, c.data.name, c.seed, c.batch_size, c.epochs) == ("avvp", "llp", 1, 8, 40)
+  assert (c.optim.name, c.optim.lr, c.optim.accum_steps) == ("adam", 3e-4, 1)
+  assert (c.optim.schedule.kind, c.optim.schedule.unit, c.optim.schedule.every,
+          c.optim.schedule.gamma) == ("step", "epoch", 10, 0.1)
+  assert (c.eval.select_split, c.eval.report_split, c.eval.early_stop_epochs) == (
+      "val", "test", 0)
+  assert (c.loss.audio_smoothing, c.loss.visual_smoothing) == (1.0, 0.9)
+  m = c.model
+  assert (m.num_classes, m.logmel_mixup, m.encoder_train_mode, m.pairing) == (25, True, True, "ave")
+  assert dict(m.adapter) == presets.ADAPTER_AVE
+  assert (m.head.dim, m.head.depth_aud, m.head.depth_vis, m.head.depth_av) == (128, 3, 3, 6)
+  assert avvp_config.get_config("variant=large,clean").model.encoder_train_mode is False
+  _no_machine_paths(c)
+
+
+@pytest.mark.parametrize("arg", ["variant=large", "variant=tiny,data=synthetic/llp",
+                                 "variant=tiny,data=random,runlocal"])
+def test_avvp_data_fits_the_model(arg):
+  from dgsct_jax import tasks  # pylint: disable=import-outside-toplevel
+  from dgsct_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  config = avvp_config.get_config(arg)
+  spec = tasks.for_config(config).batch_spec()
+  assert spec["r2p1d"].shape == (10, config.model.head.st_dim)
+  assert spec["weak"].shape == (config.model.num_classes,)
+  if config.data.name != "llp":
+    config.data.sizes = {"train": 2, "val": 2, "test": 2}
+    element = input_pipeline.get_source(config, "val")[1]
+    for name, field in spec.items():
+      assert np.shape(element[name]) == field.shape, name
+
+
+def test_avvp_demo_config():
+  c = demo_config.get_config("task=avvp")
+  assert (c.task, c.data.name, c.model.variant) == ("avvp", "synthetic/llp", "tiny")
+  assert c.data.synthetic.num_classes == c.model.num_classes
+  assert c.model.encoder_train_mode is False and c.eval.predict_after_train

@@ -128,7 +128,7 @@ def test_avvp_filenames_must_be_the_split(tmp_path, llp_split):
 @pytest.mark.parametrize("changes, message", [
     ({"global_prob": np.full((3, 25), 1.5)}, r"global_prob holds 75 value\(s\) outside \[0, 1\]"),
     ({"a_frame_prob": -np.ones((3, 10, 25))},
-     r"a_frame_prob holds 750 value\(s\) outside \[0, 1\]"),
+     r"a_frame_prob holds 750 value\(s\) outside \[0, 2\]"),
     ({"v_frame_prob": np.full((3, 10, 25), np.nan)}, r"v_frame_prob holds 750 NaN/Inf"),
     ({"global_prob": np.zeros((3, 24))}, r"global_prob must have shape \(N, 25\), got \(3, 24\)"),
     ({"a_frame_prob": np.zeros((3, 25, 10))}, r"a_frame_prob must have shape \(N, 10, 25\)"),

@@ -56,8 +56,9 @@ def compile_cache(tmp_path_factory):
 def test_task_contract(name, tmp_path, compile_cache):
   """`python -m dgsct_jax.main` on the task's tiny model and random batches of its spec
   (tests/contract_config.py): train steps, an evaluation that logs the selection metric,
-  checkpoints, then a second epoch that resumes from them (one device: the sharded step
-  is tested with the stand-in)."""
+  checkpoints, a second epoch that resumes from them, and predict, whose rows the scoring
+  CLI's reader scores to the reported numbers (one device: the sharded step is tested
+  with the stand-in)."""
   config = importlib.import_module("contract_config").get_config(f"task={name}")
   task = tasks.for_config(config)
   assert task.fields(base.INPUT) and task.fields(base.TARGET)
@@ -85,6 +86,19 @@ def test_task_contract(name, tmp_path, compile_cache):
   assert [r["epoch"] for r in new if r["split"] == "val"] == [2]
   changes = json.loads((workdir / "config_changes.jsonl").read_text())
   assert changes["changes"] == {"epochs": [1, 2]}
+
+  # Predict: the rows it writes score to the numbers it reports, through the scoring CLI's
+  # reader (`read_predictions`) and the task's accumulator.
+  run = _main(*command, "--config.epochs=2", "--mode=predict", devices=1,
+              env_extra=compile_cache)
+  assert run.returncode == 0, run.stderr[-3000:]
+  result = json.loads((workdir / "result.json").read_text())
+  rows = (workdir / "predictions.jsonl").read_text().splitlines()
+  assert len(rows) == config.data.sizes.test
+  scored = score.score(name, workdir / "predictions.jsonl")
+  assert {k: v for k, v in scored.items() if k in result} == {
+      k: result[k] for k in scored if k in result}
+  assert result[task.selection_metric] == scored[task.selection_metric]
 
 
 def _main(*args, devices=8, env_extra=None):
@@ -193,3 +207,4 @@ def test_documented_configs_run_end_to_end(tmp_path, compile_cache):
   rows = [json.loads(l) for l in (home / "ave" / "predictions.jsonl").read_text().splitlines()]
   assert sorted(r["video_id"] for r in rows) == [f"video{i:06d}" for i in range(48, 64)]
   assert (home / "ave" / "attention.png").is_file()
+

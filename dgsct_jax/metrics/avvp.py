@@ -49,6 +49,7 @@ CLASS_INDEX = {name: i for i, name in enumerate(CATEGORIES)}
 NUM_CLASSES = len(CATEGORIES)
 NUM_SEGMENTS = 10
 
+SCORE_KEYS = ("a", "v", "av", "type", "event")
 METRIC_NAMES = ("seg_a", "seg_v", "seg_av", "seg_type", "seg_event",
                 "evt_a", "evt_v", "evt_av", "evt_type", "evt_event")
 
@@ -313,22 +314,36 @@ def evaluate_outputs(global_prob, a_frame_prob, v_frame_prob, gt_a, gt_v, *,
   return avvp_scores(so_a, so_v, gt_a, gt_v, **kwargs)
 
 
-class AVVPMetrics:
-  """`avvp_scores` over a split given in chunks.
+def majority_baseline(gt_a, gt_v) -> dict[str, float]:
+  """The ten scores of a constant predictor: the split's most frequent event class (by
+  videos that have it in either modality), in every segment of both modalities."""
+  gt_a, gt_v = _binary(gt_a, "gt_a"), _binary(gt_v, "gt_v")
+  present = (gt_a | gt_v).any(axis=-1)                                # (N, C)
+  pred = np.zeros_like(gt_a)
+  pred[:, int(present.sum(axis=0).argmax())] = True
+  return avvp_scores(pred, pred, gt_a, gt_v)
 
-  `update(rows)`: binary (0/1) `so_a`, `so_v` (N, 25, 10), or the model outputs
-  `global_prob` (N, 25), `a_frame_prob`, `v_frame_prob` (N, 10, 25), probabilities
-  in [0, 1] (thresholded by `frame_predictions`), and the binary dense ground truth
-  `gt_a`, `gt_v` (N, 25, 10).
-  Options are those of `avvp_scores` and `frame_predictions`.
+
+class AVVPMetrics:
+  """`avvp_scores` over a split given in chunks, plus `baseline_*`: the same ten numbers
+  of `majority_baseline`.
+
+  `update(rows)`: binary (0/1) `so_a`, `so_v` (N, C, 10), or the model outputs
+  `global_prob` (N, C), `a_frame_prob`, `v_frame_prob` (N, 10, C) (probabilities; MGN's
+  frame scores are prob × a weight in (1, 2), so they may reach 2; thresholded by
+  `frame_predictions`), and the binary dense ground truth `gt_a`, `gt_v` (N, C, 10).
+  C is `num_classes` (LLP's 25). Options are those of `avvp_scores` and `frame_predictions`.
   """
 
-  def __init__(self, *, threshold: float = 0.5, video_filter: bool = True, **score_options):
+  def __init__(self, *, num_classes: int = NUM_CLASSES, threshold: float = 0.5,
+               video_filter: bool = True, **score_options):
+    self.num_classes = num_classes
     self.threshold, self.video_filter = threshold, video_filter
     self.score_options = score_options
     self.parts: dict[str, list[np.ndarray]] = {k: [] for k in ("so_a", "so_v", "gt_a", "gt_v")}
 
   def update(self, rows) -> None:
+    c = self.num_classes
     if "so_a" in rows:
       parts = {k: rows[k] for k in ("so_a", "so_v")}
     else:
@@ -336,15 +351,16 @@ class AVVPMetrics:
       if missing:
         raise KeyError(f"avvp rows need so_a/so_v or the model outputs; missing {missing} "
                        f"(have {sorted(rows)})")
-      probs = {k: checks.probabilities(checks.shape(rows[k], k, shape), k) for k, shape in (
-          ("global_prob", (None, NUM_CLASSES)), ("a_frame_prob", (None, NUM_SEGMENTS, NUM_CLASSES)),
-          ("v_frame_prob", (None, NUM_SEGMENTS, NUM_CLASSES)))}
+      probs = {k: checks.probabilities(checks.shape(rows[k], k, shape), k, upper=upper)
+               for k, shape, upper in (("global_prob", (None, c), 1.0),
+                                       ("a_frame_prob", (None, NUM_SEGMENTS, c), 2.0),
+                                       ("v_frame_prob", (None, NUM_SEGMENTS, c), 2.0))}
       checks.same_length(probs)
       parts = dict(zip(("so_a", "so_v"), frame_predictions(
           **probs, threshold=self.threshold, video_filter=self.video_filter)))
     parts.update(gt_a=rows["gt_a"], gt_v=rows["gt_v"])
     for key, value in parts.items():
-      parts[key] = checks.binary(checks.shape(value, key, (None, NUM_CLASSES, NUM_SEGMENTS)), key)
+      parts[key] = checks.binary(checks.shape(value, key, (None, c, NUM_SEGMENTS)), key)
     checks.same_length(parts)
     for key, value in parts.items():
       self.parts[key].append(value != 0)
@@ -352,14 +368,8 @@ class AVVPMetrics:
   def result(self) -> dict[str, float]:
     if not self.parts["so_a"]:
       raise ValueError("AVVPMetrics.result() called before any update()")
-    return avvp_scores(*(np.concatenate(self.parts[k]) for k in ("so_a", "so_v", "gt_a", "gt_v")),
-                       **self.score_options)
-
-
-def format_scores(scores: Mapping[str, float]) -> str:
-  """The reference's printout (`{:.1f}`), one line per level."""
-  lines = []
-  for level, name in (("seg", "Segment-level"), ("evt", "Event-level")):
-    vals = " ".join(f"{k}={scores[f'{level}_{k}']:.1f}" for k in ("a", "v", "av", "type", "event"))
-    lines.append(f"{name} F1: {vals}")
-  return "\n".join(lines)
+    so_a, so_v, gt_a, gt_v = (np.concatenate(self.parts[k]) for k in ("so_a", "so_v", "gt_a",
+                                                                      "gt_v"))
+    result = avvp_scores(so_a, so_v, gt_a, gt_v, **self.score_options)
+    result.update({f"baseline_{k}": v for k, v in majority_baseline(gt_a, gt_v).items()})
+    return result

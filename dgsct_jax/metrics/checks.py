@@ -34,13 +34,13 @@ def finite(x, name: str) -> np.ndarray:
   return x
 
 
-def probabilities(x, name: str) -> np.ndarray:
-  """A finite `x` in [0, 1]."""
+def probabilities(x, name: str, *, upper: float = 1.0) -> np.ndarray:
+  """A finite `x` in [0, upper] (probabilities: 1; MGN's frame scores: up to 2)."""
   x = finite(x, name)
-  bad = (x < 0) | (x > 1)
+  bad = (x < 0) | (x > upper)
   if bad.any():
-    raise ValueError(f"{name} holds {int(bad.sum())} value(s) outside [0, 1] (probabilities), "
-                     f"e.g. {x[_first(bad)]} at index {_first(bad)}")
+    raise ValueError(f"{name} holds {int(bad.sum())} value(s) outside [0, {upper:g}] "
+                     f"(probabilities), e.g. {x[_first(bad)]} at index {_first(bad)}")
   return x
 
 
