@@ -121,25 +121,6 @@ class TokenMixer(nnx.Module):
     return y + self.bias.get_value()[:, None]
 
 
-class _KeyStream:
-  """Stands in for `nnx.Rngs` while building one adapter: `params()` folds a counter
-  into one key drawn from the caller's Rngs.
-
-  Every `nnx.Rngs` draw updates an RNG-count variable, and under `nnx.eval_shape`
-  each such update inspects the whole trace so far (flax 0.12 / jax 0.10), which
-  makes abstract construction quadratic: 48 adapters cost minutes. One draw per
-  adapter keeps it linear.
-  """
-
-  def __init__(self, key):
-    self._key = key
-    self._count = 0
-
-  def params(self):
-    self._count += 1
-    return jax.random.fold_in(self._key, self._count)
-
-
 class Adapter(nnx.Module):
   """One DG-SCT adapter: target (N tokens, C channels) guided by (N_g, C_g).
 
@@ -151,7 +132,7 @@ class Adapter(nnx.Module):
                use_gate: bool = True, config: AdapterConfig = AdapterConfig(),
                rngs: nnx.Rngs):
     cfg = config
-    rngs = _KeyStream(rngs.params())
+    rngs = layers.KeyStream(rngs.params())
     self.config = cfg
     self.tokens, self.dim = tokens, dim
     d_model = dim // 2

@@ -37,6 +37,25 @@ def mark_trainable(module: nnx.Module) -> nnx.Module:
   return module
 
 
+class KeyStream:
+  """Stands in for `nnx.Rngs` while building a module with many parameters: `params()`
+  folds a counter into one key drawn from the caller's Rngs.
+
+  Every `nnx.Rngs` draw updates an RNG-count variable, and under `nnx.eval_shape`
+  each such update inspects the whole trace so far (flax 0.12 / jax 0.10), which
+  makes abstract construction quadratic in the number of draws (48 adapters, or the
+  AVS head's ~400 parameters, cost minutes). One draw per module keeps it linear.
+  """
+
+  def __init__(self, key):
+    self._key = key
+    self._count = 0
+
+  def params(self):
+    self._count += 1
+    return jax.random.fold_in(self._key, self._count)
+
+
 gelu = functools.partial(jax.nn.gelu, approximate=False)
 
 
