@@ -1,15 +1,17 @@
-"""One DG-SCT AVE training step at full size on CPU: time, memory, FLOPs, remat choices.
+"""One DG-SCT AVE or AVVP training step at full size on CPU: time, memory, FLOPs, remat choices.
 
-    .venv/bin/python benchmarks/bench_train_step.py [--remat block_dots,block_dots:2,...]
-        [--precision f32,bf16_matmul,bf16] [--videos 1] [--steps 3] [--max_temp_gib 16]
-        [--host_allocator auto|system|jemalloc|glibc_thp]
+    .venv/bin/python benchmarks/bench_train_step.py [--task ave|avvp]
+        [--remat block_dots,block_dots:2,...] [--precision f32,bf16_matmul,bf16] [--videos 1]
+        [--steps 3] [--max_temp_gib 16] [--host_allocator auto|system|jemalloc|glibc_thp]
 
-The step is the trainer's (`steps.forward` with the AVE task's losses): forward in training mode (frozen encoders
-in train mode, adapter BN batch statistics, head dropout), the AVE losses, gradients
-w.r.t. the `Trainable` leaves only (201.16 M), an Adam update, new BN statistics, on
-`--videos` videos of 10 segments (frames (V, 10, 3, 192, 192), audio (V, 10, 32000) tiled on
-device; the paper's batch is 8).
-Random weights (the speed does not depend on them). A remat choice is a policy of
+The step is the trainer's for `--task` (its config configs/<task>.py, `Task.build_model`,
+`Task.apply`, `Task.losses` through `steps.forward`): forward in training mode (frozen encoders
+in train mode, adapter BN batch statistics, head dropout; AVVP also log-mel mixup, Gumbel
+assignment, drop path), the task's losses, gradients w.r.t. the `Trainable` leaves only (AVE:
+201.16 M), an Adam update, new BN statistics, on `--videos` videos of 10 segments (the task's
+`batch_spec`: frames (V, 10, 3, 192, 192), audio (V, 10, 32000) tiled on device, AVVP's r2p1d
+features (V, 10, 512); random inputs and targets, as the trainer's `data=random`; the paper's
+batch is 8). Random weights (the speed does not depend on them). A remat choice is a policy of
 dgsct.REMAT_POLICIES, optionally with `:k` = remat_stages (only the first k stages
 of each encoder are rematerialised). Precisions (rows = remat × precision):
   f32          float32 everywhere (the reference's numerics; model.matmul_dtype=None);
@@ -21,11 +23,13 @@ of each encoder are rematerialised). Precisions (rows = remat × precision):
 Reported per row: compile time, median step time over `--steps` runs after a warm-up, XLA's cost
 analysis (FLOPs, bytes accessed) and memory analysis (temporaries), the FLOP rate and the
 model FLOPs utilisation (MFU: that rate over the device's bf16 matmul rate, measured first in the
-same run on a large square product), and the process's peak RSS so far. The host allocator is the trainer's (`--host_allocator`,
-dgsct_jax/host_memory.py: the script re-executes itself once under it). A choice whose temporaries would not fit in memory is
-compiled and reported but not run (step time "nan"). Results: benchmarks/README.md.
+same run on a large square product), and the process's peak RSS so far. The host allocator is
+the trainer's (`--host_allocator`, dgsct_jax/host_memory.py: the script re-executes itself once
+under it). A choice whose temporaries would not fit in memory is compiled and reported but not
+run (step time "nan"). Results: benchmarks/README.md.
 """
 import argparse
+import importlib
 import itertools
 import os
 import pathlib
@@ -46,11 +50,9 @@ sys.path.insert(0, str(ROOT))
 from dgsct_jax import host_memory  # noqa: E402
 from dgsct_jax import nnx_utils  # noqa: E402
 from dgsct_jax import steps as steps_lib  # noqa: E402
+from dgsct_jax import tasks  # noqa: E402
 from dgsct_jax import train_state  # noqa: E402
-from dgsct_jax.models import ave  # noqa: E402
-from dgsct_jax.models import presets  # noqa: E402
-from dgsct_jax.tasks.ave import losses as ave_losses  # noqa: E402
-from dgsct_jax.tasks.ave import task as ave_task  # noqa: E402
+from dgsct_jax.tasks import base  # noqa: E402
 
 PRECISIONS = {  # name: (trainer compute dtype, model.matmul_dtype)
     "f32": (jnp.float32, None),
@@ -67,15 +69,22 @@ def peak_rss_gib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def make_step(graphdef, tx, dtype):
+def make_task(name: str, variant: str, **model) -> base.Task:
+  """The task of configs/<name>.py at `variant`, with `model` overriding its model section."""
+  config = importlib.import_module(f"configs.{name}").get_config(f"variant={variant}")
+  config.model.update(model)
+  return tasks.for_config(config)
+
+
+def make_step(task, graphdef, tx, dtype):
   """The trainer's pattern: pure-dict parts merged inside the differentiated loss."""
-  task = ave_task.AVE()
+  inputs = task.fields(base.INPUT)
 
   def loss_fn(trainable, frozen, stats, batch, rng):
-    inputs = {k: batch[k] for k in ("audio", "frames")}
-    out, new_stats = steps_lib.forward(task, graphdef, trainable, frozen, stats, inputs,
-                                       deterministic=False, rng=rng, dtype=dtype)
-    return ave_losses.losses(out, batch["label"])["total"], new_stats
+    out, new_stats = steps_lib.forward(task, graphdef, trainable, frozen, stats,
+                                       {k: batch[k] for k in inputs}, deterministic=False,
+                                       rng=rng, dtype=dtype)
+    return task.losses(out, batch)["total"], new_stats
 
   def step(trainable, opt_state, frozen, stats, batch, rng):
     (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -99,13 +108,13 @@ def matmul_peak_tflops(n: int) -> float:
   return 2 * n ** 3 / best / 1e12
 
 
-def run(variant: str, remat: str, precision: str, state, batch, steps: int,
+def run(task_name: str, variant: str, remat: str, precision: str, state, batch, steps: int,
         max_temp_gib: float) -> dict:
   policy, _, stages = remat.partition(":")
   dtype, matmul_dtype = PRECISIONS[precision]
-  cfg = dict(presets.ave(variant), remat=policy,
-             remat_stages=int(stages) if stages else None, matmul_dtype=matmul_dtype)
-  graphdef, _ = nnx.split(nnx.eval_shape(lambda: ave.AVEModel(cfg, rngs=nnx.Rngs(0))))
+  task = make_task(task_name, variant, remat=policy,
+                   remat_stages=int(stages) if stages else None, matmul_dtype=matmul_dtype)
+  graphdef, _ = nnx.split(nnx.eval_shape(lambda: task.build_model(nnx.Rngs(0))))
   parts = nnx_utils.split(nnx.merge(graphdef, state))
   # The step donates trainable and stats; `state` is reused by the next row.
   trainable, stats = jax.tree.map(jnp.copy, (parts.trainable, parts.stats))
@@ -113,7 +122,7 @@ def run(variant: str, remat: str, precision: str, state, batch, steps: int,
             else parts.frozen)
   tx = optax.adam(5e-4)
   opt_state = tx.init(trainable)
-  step = make_step(parts.graphdef, tx, dtype)
+  step = make_step(task, parts.graphdef, tx, dtype)
   rng = jax.random.key(0)
   start = time.perf_counter()
   compiled = step.lower(trainable, opt_state, frozen, stats, batch, rng).compile()
@@ -141,6 +150,7 @@ def run(variant: str, remat: str, precision: str, state, batch, steps: int,
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--task", default="ave", choices=["ave", "avvp"])
   parser.add_argument("--remat", default="block_dots,block_dots:2")
   parser.add_argument("--precision", default="f32,bf16_matmul,bf16",
                       help=f"comma-separated, of {sorted(PRECISIONS)}")
@@ -158,19 +168,13 @@ def main():
     parser.error(f"--precision: unknown {sorted(unknown)}; choose from {sorted(PRECISIONS)}")
   allocator = host_memory.reexec_with(args.host_allocator)
   start = time.perf_counter()
-  model = ave.AVEModel(presets.ave(args.variant), rngs=nnx.Rngs(0))
-  _, state = nnx.split(model)
-  del model
+  task = make_task(args.task, args.variant)
+  _, state = nnx.split(task.build_model(nnx.Rngs(0)))
   init_s = time.perf_counter() - start
-  rng = np.random.default_rng(0)
   v = args.videos
-  labels = np.zeros((v, 10, 29), np.float32)
-  for i in range(v):
-    labels[i, np.arange(10), rng.integers(0, 29, 10)] = 1
-  size = presets.ave(args.variant)["swin"]["img_size"]
-  batch = {"audio": jnp.asarray(0.1 * rng.standard_normal((v, 10, 32000)), jnp.float32),
-           "frames": jnp.asarray(rng.standard_normal((v, 10, 3, size, size)), jnp.float32),
-           "label": jnp.asarray(labels)}
+  spec = {k: task.batch_spec()[k] for k in steps_lib.train_fields(task)}
+  examples = [base.random_example(spec, (0, i)) for i in range(v)]
+  batch = {k: jnp.asarray(np.stack([e[k] for e in examples])) for k in spec}
   device = jax.devices()[0]
   max_temp_gib = args.max_temp_gib or (
       0.5 * physical_gib() if device.platform == "cpu"
@@ -184,7 +188,7 @@ def main():
         f"{'GFLOP':>7} | {'TFLOP/s':>7} | {'MFU':>5} | {'GB moved':>8} | {'XLA temp GiB':>12} | "
         f"{'peak RSS GiB':>12}")
   for remat, precision in itertools.product(args.remat.split(","), args.precision.split(",")):
-    r = run(args.variant, remat, precision, state, batch, args.steps, max_temp_gib)
+    r = run(args.task, args.variant, remat, precision, state, batch, args.steps, max_temp_gib)
     rate = r["gflops"] / r["step_s"] / 1e3
     print(f"{r['remat']:>13} | {r['precision']:>11} | {r['compile_s']:9.1f} | "
           f"{r['step_s']:7.3f} | {r['gflops']:7.0f} | {rate:7.2f} | {rate / peak:5.1%} | "
