@@ -77,8 +77,8 @@ def test_task_contract(name, tmp_path, compile_cache):
   assert sorted(p.name for p in (workdir / "best").iterdir() if p.name.isdigit()) == [
       str(steps_per_epoch)]
 
-  run = _main(*command, "--config.epochs=2", "--allow_config_change", devices=1,
-              env_extra=compile_cache)
+  run = _main(*command, "--config.epochs=2", "--config.eval.predict_after_train=True",
+              "--allow_config_change", devices=1, env_extra=compile_cache)
   assert run.returncode == 0, run.stderr[-3000:]
   new = _records(workdir)[len(records):]
   assert [r["step"] for r in new if r["split"] == "train"] == list(  # resumed, not restarted
@@ -87,11 +87,8 @@ def test_task_contract(name, tmp_path, compile_cache):
   changes = json.loads((workdir / "config_changes.jsonl").read_text())
   assert changes["changes"] == {"epochs": [1, 2]}
 
-  # Predict: the rows it writes score to the numbers it reports, through the scoring CLI's
-  # reader (`read_predictions`) and the task's accumulator.
-  run = _main(*command, "--config.epochs=2", "--mode=predict", devices=1,
-              env_extra=compile_cache)
-  assert run.returncode == 0, run.stderr[-3000:]
+  # Predict (after training): the rows it writes score to the numbers it reports, through
+  # the scoring CLI's reader (`read_predictions`) and the task's accumulator.
   result = json.loads((workdir / "result.json").read_text())
   rows = (workdir / "predictions.jsonl").read_text().splitlines()
   assert len(rows) == config.data.sizes.test
