@@ -125,3 +125,14 @@ def pytest_runtest_protocol(item, nextitem):
   yield
   with open(log, "a") as f:
     f.write(f"{_peak_rss_gib():.2f}\t{item.nodeid}\n")
+
+
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory):
+  """Environment for subprocess runs of the trainer: a persistent compilation cache in a
+  folder shared by every xdist worker, so a tiny model compiled once (by any test) is read
+  from the cache by the others."""
+  path = tmp_path_factory.getbasetemp().parent / "jax_compile_cache"
+  path.mkdir(exist_ok=True)
+  return {"JAX_COMPILATION_CACHE_DIR": str(path),
+          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}

@@ -109,7 +109,7 @@ def test_dead_weights_match_the_fixture(golden_dir, golden_state):
     out = m(*x)
     return sum(jnp.sum(v) for v in out.values())
 
-  grads = nnx.grad(loss)(model)
+  grads = nnx.jit(nnx.grad(loss))(model)
   live = {".".join(map(str, p)): bool(np.abs(np.asarray(g.get_value())).max() > 0)
           for p, g in grads.flat_state()}
   source_of = {t: s for s, t, _ in result.mapping}

@@ -94,18 +94,14 @@ def test_predictions_jsonl_is_read_by_the_scoring_reader(tmp_path):
   assert scored.result() == direct.result()
 
 
-def _tiny_backbone(mixup: bool):
-  config = dict(presets.backbone("tiny"), logmel_mixup=mixup)
-  return backbone.SwinHTSAT(config, rngs=nnx.Rngs(0))
-
-
 def test_logmel_mixup_mixes_each_segment_with_the_reversed_batch():
-  model = _tiny_backbone(True)
+  from dgsct_jax.models.encoders import htsat  # pylint: disable=import-outside-toplevel
+  model = htsat.HTSAT(**presets.HTSAT_TINY, rngs=nnx.Rngs(0))
   rng = np.random.default_rng(4)
   wave = jnp.asarray(0.1 * rng.standard_normal((4, 32000)), jnp.float32)
   lam = jnp.asarray([0.9, 0.2, 0.5, 1.0])
-  plain, _ = model.htsat.front(wave)
-  mixed, _ = model.htsat.front(wave, mixup_lambda=lam)
+  plain, _ = model.front(wave)
+  mixed, _ = model.front(wave, mixup_lambda=lam)
   want = lam[:, None, None] * plain + (1 - lam[:, None, None]) * plain[::-1]
   np.testing.assert_allclose(mixed, want, rtol=1e-6, atol=1e-6)
 
@@ -137,10 +133,12 @@ def test_logmel_mixup_reaches_hts_at_in_a_training_forward(monkeypatch):
     return embed(self, waveforms, **kw)
 
   monkeypatch.setattr(htsat.HTSAT, "embed", recording_embed)
-  model = _tiny_backbone(True)
-  rng = np.random.default_rng(5)
-  audio = jnp.asarray(0.1 * rng.standard_normal((2, 10, 32000)), jnp.float32)
-  frames = jnp.asarray(rng.standard_normal((2, 10, 3, 64, 64)), jnp.float32)
-  model.encode_segments(audio, frames, deterministic=False, rngs=nnx.Rngs(dropout=0))
+  config = dict(presets.backbone("tiny"), logmel_mixup=True)
+  model = nnx.eval_shape(lambda: backbone.SwinHTSAT(config, rngs=nnx.Rngs(0)))
+  audio = jax.ShapeDtypeStruct((2, 10, 32000), jnp.float32)
+  frames = jax.ShapeDtypeStruct((2, 10, 3, 64, 64), jnp.float32)
+  # Traced only (no compile, no compute): the training forward hands HTS-AT one λ per segment.
+  nnx.eval_shape(lambda m, a, f: m.encode_segments(a, f, deterministic=False,
+                                                   rngs=nnx.Rngs(dropout=0)), model, audio, frames)
   (lam,) = seen
   assert lam.shape == (20,)

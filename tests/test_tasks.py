@@ -1,12 +1,9 @@
-"""The Task interface: the registry, the contract every registered task meets, a task
-defined outside the package (tests/toy_task.py) trained, evaluated, predicted and scored
-through the public entry points, and the documented configs run end to end."""
+"""The Task interface: the registry, a task defined outside the package (tests/toy_task.py)
+trained, evaluated, predicted and scored through the public entry points, and the documented
+configs run end to end (the contract of every registered task: test_task_contract.py)."""
 import importlib
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,14 +11,7 @@ import pytest
 from dgsct_jax import score
 from dgsct_jax import tasks
 from dgsct_jax.tasks import base
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _records(workdir):
-  return [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text()
-          .splitlines()]
-
+import main_runs
 
 def test_registry_names_and_dotted_paths():
   assert tasks.get("ave").__name__ == "AVE"
@@ -43,81 +33,18 @@ def test_scoring_only_tasks_are_refused_by_the_trainer(name):
     tasks.for_config(config)
 
 
-@pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory):
-  """A persistent compilation cache shared by this module's subprocess runs: they train
-  the same tiny AVE model, so only the first one compiles it."""
-  path = tmp_path_factory.mktemp("jax_cache")
-  return {"JAX_COMPILATION_CACHE_DIR": str(path),
-          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-
-
-@pytest.mark.parametrize("name", tasks.trainable_names())
-def test_task_contract(name, tmp_path, compile_cache):
-  """`python -m dgsct_jax.main` on the task's tiny model and random batches of its spec
-  (tests/contract_config.py): train steps, an evaluation that logs the selection metric,
-  checkpoints, a second epoch that resumes from them, and predict, whose rows the scoring
-  CLI's reader scores to the reported numbers (one device: the sharded step is tested
-  with the stand-in)."""
-  config = importlib.import_module("contract_config").get_config(f"task={name}")
-  task = tasks.for_config(config)
-  assert task.fields(base.INPUT) and task.fields(base.TARGET)
-  assert task.selection_mode in ("max", "min") and task.selection_metric
-  workdir = tmp_path / "run"
-  command = ["-m", "dgsct_jax.main", f"--config={REPO / 'tests' / 'contract_config.py'}:"
-             f"task={name}", f"--workdir={workdir}", "--config.log.progress=False"]
-  run = _main(*command, "--config.epochs=1", devices=1, env_extra=compile_cache)
-  assert run.returncode == 0, run.stderr[-3000:]
-  records = _records(workdir)
-  steps_per_epoch = config.data.sizes.train // config.batch_size
-  assert [r["step"] for r in records if r["split"] == "train"] == list(
-      range(1, steps_per_epoch + 1))
-  (evaluated,) = [r for r in records if r["split"] == "val"]
-  assert np.isfinite(evaluated[task.selection_metric])
-  assert sorted(p.name for p in (workdir / "best").iterdir() if p.name.isdigit()) == [
-      str(steps_per_epoch)]
-
-  run = _main(*command, "--config.epochs=2", "--config.eval.predict_after_train=True",
-              "--allow_config_change", devices=1, env_extra=compile_cache)
-  assert run.returncode == 0, run.stderr[-3000:]
-  new = _records(workdir)[len(records):]
-  assert [r["step"] for r in new if r["split"] == "train"] == list(  # resumed, not restarted
-      range(steps_per_epoch + 1, 2 * steps_per_epoch + 1))
-  assert [r["epoch"] for r in new if r["split"] == "val"] == [2]
-  changes = json.loads((workdir / "config_changes.jsonl").read_text())
-  assert changes["changes"] == {"epochs": [1, 2]}
-
-  # Predict (after training): the rows it writes score to the numbers it reports, through
-  # the scoring CLI's reader (`read_predictions`) and the task's accumulator.
-  result = json.loads((workdir / "result.json").read_text())
-  rows = (workdir / "predictions.jsonl").read_text().splitlines()
-  assert len(rows) == config.data.sizes.test
-  scored = score.score(name, workdir / "predictions.jsonl")
-  assert {k: v for k, v in scored.items() if k in result} == {
-      k: result[k] for k in scored if k in result}
-  assert result[task.selection_metric] == scored[task.selection_metric]
-
-
-def _main(*args, devices=8, env_extra=None):
-  env = dict(os.environ, PYTHONPATH=f"{REPO / 'tests'}:{REPO}", JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-             **(env_extra or {}))
-  return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                        text=True, timeout=600)
-
-
 def test_a_task_from_outside_the_package_trains_predicts_and_scores(tmp_path):
-  config = [f"--config={REPO / 'tests' / 'standin_config.py'}:epochs=3",
+  config = [f"--config={main_runs.REPO / 'tests' / 'standin_config.py'}:epochs=3",
             "--config.task=toy_task:VideoClassification", f"--workdir={tmp_path}"]
-  run = _main("-m", "dgsct_jax.main", *config)
+  run = main_runs.run("-m", "dgsct_jax.main", *config)
   assert run.returncode == 0, run.stderr[-3000:]
-  evals = [r for r in _records(tmp_path) if r["split"] == "test"]
+  evals = [r for r in main_runs.records(tmp_path) if r["split"] == "test"]
   assert len(evals) == 3 and all("error" in r and "accuracy" not in r for r in evals)
   best = min(r["error"] for r in evals)  # selection_mode 'min'
   meta = json.loads(next((tmp_path / "best").glob("*/meta/metadata")).read_text())
   assert meta["result"]["error"] == best
 
-  run = _main("-m", "dgsct_jax.main", *config, "--mode=predict")
+  run = main_runs.run("-m", "dgsct_jax.main", *config, "--mode=predict")
   assert run.returncode == 0, run.stderr[-3000:]
   assert f"test video error {best:.2f}%" in run.stdout
   rows = [json.loads(l) for l in (tmp_path / "predictions.jsonl").read_text().splitlines()]
@@ -125,7 +52,7 @@ def test_a_task_from_outside_the_package_trains_predicts_and_scores(tmp_path):
   result = json.loads((tmp_path / "result.json").read_text())
   assert result["error"] == best and "figure" not in result
 
-  scored = _main("-m", "dgsct_jax.score", "--task=toy_task:VideoClassification",
+  scored = main_runs.run("-m", "dgsct_jax.score", "--task=toy_task:VideoClassification",
                  f"--predictions={tmp_path / 'predictions.jsonl'}")
   assert scored.returncode == 0, scored.stderr[-3000:]
   assert scored.stdout.strip() == f"video error {best:.2f}% (8 videos)"
@@ -193,13 +120,13 @@ def test_documented_configs_run_end_to_end(tmp_path, compile_cache):
   home = tmp_path / "home"
   _tiny_encoders(home / "weights")
   _ave_build(tmp_path / "AVE", home / "tfds")
-  run = _main("-m", "dgsct_jax.main", "--config=configs/ave.py:variant=tiny,data=ave,runlocal",
+  run = main_runs.run("-m", "dgsct_jax.main", "--config=configs/ave.py:variant=tiny,data=ave,runlocal",
               "--workdir=~/ave", "--weights_dir=~/weights", "--data_dir=~/tfds",
               "--config.log.progress=False", "--config.eval.predict_after_train=True",
               devices=1, env_extra=dict(compile_cache, HOME=str(home)))
   assert run.returncode == 0, run.stderr[-3000:]
-  assert [r["epoch"] for r in _records(home / "ave") if r["split"] == "test"] == [1, 2]
-  assert not (REPO / "~").exists()
+  assert [r["epoch"] for r in main_runs.records(home / "ave") if r["split"] == "test"] == [1, 2]
+  assert not (main_runs.REPO / "~").exists()
   assert run.stdout.startswith("test segment accuracy: ")
   rows = [json.loads(l) for l in (home / "ave" / "predictions.jsonl").read_text().splitlines()]
   assert sorted(r["video_id"] for r in rows) == [f"video{i:06d}" for i in range(48, 64)]
