@@ -69,6 +69,12 @@ def with_axes(init, axes):
   return nnx.with_partitioning(init, axes, eager_sharding=False) if axes else init
 
 
+def trunc_normal(std: float, axes=None):
+  """timm's trunc_normal_(std) with bounds ±2 (absolute, i.e. ≈ ±100σ: a plain normal)."""
+  return with_axes(nnx.initializers.truncated_normal(std, lower=-2.0 / std, upper=2.0 / std),
+                   axes)
+
+
 def param(value, axes, kind=nnx.Param) -> nnx.Variable:
   """A variable holding `value`, with logical axis names (see `with_axes`)."""
   return kind(value, out_sharding=axes, eager_sharding=False)

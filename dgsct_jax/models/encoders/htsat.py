@@ -50,12 +50,6 @@ from dgsct_jax.models import remat as remat_lib
 from dgsct_jax.models.encoders import audio_frontend
 
 
-def _trunc_normal(std: float, axes=None):
-  """timm's trunc_normal_(std) with bounds ±2 (absolute, i.e. ≈ ±100σ: a plain normal)."""
-  init = nnx.initializers.truncated_normal(std, lower=-2.0 / std, upper=2.0 / std)
-  return layers.with_axes(init, axes)
-
-
 def _dropout(rate: float):
   return nnx.Dropout(rate) if rate > 0 else None
 
@@ -76,8 +70,8 @@ class WindowAttention(nnx.Module):
     self.scale = qk_scale or (dim // num_heads) ** -0.5
     self.dtype = dtype
     self.relative_position_bias_table = nnx.Param(
-        _trunc_normal(0.02, (None, "heads"))(rngs.params(), ((2 * window_size - 1) ** 2, num_heads),
-                                             param_dtype))
+        layers.trunc_normal(0.02, (None, "heads"))(
+            rngs.params(), ((2 * window_size - 1) ** 2, num_heads), param_dtype))
     self.qkv = layers.linear(dim, 3 * dim, use_bias=qkv_bias, axes=("embed", "qkv"), dtype=dtype,
                              param_dtype=param_dtype, rngs=rngs)
     self.proj = layers.linear(dim, dim, axes=("qkv", "embed"), dtype=dtype,
@@ -305,7 +299,7 @@ class HTSAT(nnx.Module):
                                   patch_norm=patch_norm, rngs=rngs, **kw)
     grid = self.patch_embed.grid_size
     self.absolute_pos_embed = (
-        nnx.Param(_trunc_normal(0.02, (None, None, "embed"))(
+        nnx.Param(layers.trunc_normal(0.02, (None, None, "embed"))(
             rngs.params(), (1, grid[0] * grid[1], embed_dim), param_dtype)) if ape else None)
     self.pos_drop = _dropout(drop_rate)
     dpr = np.linspace(0, drop_path_rate, sum(depths)).tolist()

@@ -70,7 +70,7 @@ class TemporalAttention(nnx.Module):
 def init_weights(module: nnx.Module, key) -> None:
   """MGN's `_init_weights` on every Linear inside `module`: trunc-normal(0.02) weights
   (timm's absolute ±2 bounds), zero biases. LayerNorms are already 1 / 0."""
-  init = nnx.initializers.truncated_normal(0.02, lower=-2.0 / 0.02, upper=2.0 / 0.02)
+  init = layers.trunc_normal(0.02)
   for i, (_, node) in enumerate(nnx.iter_modules(module)):
     if isinstance(node, nnx.Linear):
       kernel = node.kernel.get_value()
