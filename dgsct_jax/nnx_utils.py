@@ -100,22 +100,23 @@ def assign_pretrained(parts: Parts, values: dict[str, np.ndarray], prefix: str,
                       source: str) -> Parts:
   """Puts converted encoder weights (dotted paths relative to `prefix`) into the parts.
 
-  Strict both ways: every converted value must land on a frozen/stats leaf of
-  the same shape, and every frozen leaf under `prefix` must be covered.
-  Trainable leaves under `prefix` (adapters inserted in the encoder) are left alone.
+  Strict both ways: every converted value must land on a leaf of the same shape,
+  and every frozen leaf under `prefix` must be covered. A value may land on a
+  trainable leaf: an encoder that is fine-tuned (AVS-S4's HTS-AT) starts from it;
+  trainable leaves it does not cover (adapters inserted in the encoder) are left alone.
   """
   frozen, stats = flatten(parts.frozen), flatten(parts.stats)
   trainable = flatten(parts.trainable)
   base = f"{prefix}." if prefix else ""
-  new_frozen, new_stats, problems = {}, {}, []
+  new_frozen, new_stats, new_trainable, problems = {}, {}, {}, []
   for key, value in values.items():
     path = base + key
-    target = new_frozen if path in frozen else new_stats if path in stats else None
+    target = next((new for new, tree in ((new_frozen, frozen), (new_stats, stats),
+                                         (new_trainable, trainable)) if path in tree), None)
     if target is None:
-      kind = "a trainable leaf" if path in trainable else "no leaf of the model"
-      problems.append(f"{path}: {kind}")
+      problems.append(f"{path}: no leaf of the model")
       continue
-    current = frozen.get(path, stats.get(path))
+    current = frozen.get(path, stats.get(path, trainable.get(path)))
     if tuple(current.shape) != tuple(np.shape(value)):
       problems.append(f"{path}: shape {np.shape(value)} in {source}, model has {current.shape}")
       continue
@@ -126,4 +127,5 @@ def assign_pretrained(parts: Parts, values: dict[str, np.ndarray], prefix: str,
     raise ValueError(f"converted weights {source} do not match the model under "
                      f"{prefix!r} ({len(problems)} problems), e.g. {problems[:8]}")
   return dataclasses.replace(parts, frozen=replace_leaves(parts.frozen, new_frozen),
-                             stats=replace_leaves(parts.stats, new_stats))
+                             stats=replace_leaves(parts.stats, new_stats),
+                             trainable=replace_leaves(parts.trainable, new_trainable))

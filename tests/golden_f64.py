@@ -1,6 +1,6 @@
 """A golden DG-SCT model (or head) in float64 (run in a subprocess with JAX_ENABLE_X64=1).
 
-    python tests/golden_f64.py GOLDEN_DIR FIXTURE OUT.npz      # FIXTURE: ave_full | avvp_head
+    python tests/golden_f64.py GOLDEN_DIR FIXTURE OUT.npz      # FIXTURE: a key of FIXTURES
 
 The reference's float64 outputs (`out64_*`, `pooled64_*` of <fixture>_io.npz) come
 from `model.double()`: every weight and table of the float32 model widened, so
@@ -44,6 +44,11 @@ FIXTURES = {
                   lambda io: (io["input_vis_f16"], io["input_audio_f16"],
                               io["input_video_st_f16"]), AVVP_OUTPUTS),
 }
+AVS_OUTPUTS = ("pred", "pooled_audio") + tuple(f"a_fea_stage{i}" for i in range(1, 5))
+for _subset in ("s4", "ms3"):
+  FIXTURES[f"avs_{_subset}_full"] = (
+      f"dgsct_avs_{_subset}", lambda io: (io["input_wave_f16"], io["input_imgs_f16"]),
+      AVS_OUTPUTS)
 
 
 def main(golden_dir, fixture, out_path):

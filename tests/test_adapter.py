@@ -147,3 +147,51 @@ def test_switches_remove_their_parameters(switch, absent):
 def test_unknown_config_field_is_named():
   with pytest.raises(ValueError, match=r"unknown field\(s\) \['alhpa'\]"):
     adapter_lib.AdapterConfig.from_dict({"alhpa": 0.1})
+
+
+AVS_S4 = adapter_lib.AdapterConfig(use_bn=False, ln_before=False, guide_alignment="resize",
+                                   gate_before_ln_post=True, token_init="zeros", gate_tk=False)
+
+
+def test_resize_alignment_is_torch_fc_then_bicubic():
+  """AVS-S4's guide alignment: Linear on channels, the square guide grid bicubic-resized
+  (align_corners=False) to the target grid, as `F.interpolate` on the official layout."""
+  torch = pytest.importorskip("torch")
+  model = adapter_lib.Adapter(tokens=36, dim=16, guide_tokens=64, guide_dim=4, config=AVS_S4,
+                              rngs=nnx.Rngs(0))
+  assert not hasattr(model, "conv_adapter")
+  g = np.random.default_rng(0).standard_normal((2, 64, 4)).astype(np.float32)
+  fc = torch.nn.Linear(4, 16)
+  with torch.no_grad():
+    fc.weight.copy_(torch.from_numpy(np.asarray(model.fc.kernel.get_value()).T.copy()))
+    fc.bias.copy_(torch.from_numpy(np.array(model.fc.bias.get_value())))
+    t = fc(torch.from_numpy(g)).view(2, 8, 8, 16).permute(0, 3, 1, 2)  # (BF, C, 8, 8)
+    ref = torch.nn.functional.interpolate(t, mode="bicubic", size=[6, 6])
+  ref = ref.reshape(2, 16, 36).permute(0, 2, 1).numpy()
+  assert rel_err(model.project_guide(jnp.asarray(g)), ref) <= 1e-6
+
+
+def test_avs_variant_gates_before_ln_post_and_zero_tokens():
+  model = adapter_lib.Adapter(tokens=16, dim=16, guide_tokens=36, guide_dim=4, config=AVS_S4,
+                              rngs=nnx.Rngs(0))
+  assert not hasattr(model, "gate_tk") and not hasattr(model, "ln_before")
+  assert not hasattr(model, "bn1")
+  assert float(jnp.abs(model.my_tokens.get_value()).max()) == 0.0
+  model.ln_post.bias.set_value(jnp.arange(16.0))
+  x = jax.random.normal(jax.random.key(0), (2, 16, 16))
+  g = jax.random.normal(jax.random.key(1), (2, 36, 4))
+  res, _ = model(x, g)
+  # gate = 0 before ln_post: the residual is LayerNorm(0) = its bias, on every token.
+  np.testing.assert_array_equal(np.asarray(res), np.broadcast_to(np.arange(16.0), (2, 16, 16)))
+  model.gate.set_value(jnp.full((1,), 10.0))
+  res_2, _ = model(x, g)
+  model.gate.set_value(jnp.full((1,), 100.0))
+  res_5, _ = model(x, g)
+  # After the LayerNorm only the gate's sign survives (up to LayerNorm's eps).
+  np.testing.assert_allclose(res_2, res_5, rtol=1e-3, atol=1e-3)
+  assert float(jnp.abs(res_2 - jnp.arange(16.0)).max()) > 0.1
+  with pytest.raises(ValueError, match="square token grids; the guide has 20 tokens"):
+    adapter_lib.Adapter(tokens=16, dim=16, guide_tokens=20, guide_dim=4, config=AVS_S4,
+                        rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="guide_alignment='conv'"):
+    adapter_lib.AdapterConfig(guide_alignment="conv")

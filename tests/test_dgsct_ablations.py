@@ -281,7 +281,10 @@ def test_encoder_train_mode_switch(base, inputs):
 
 
 def test_remat_matches_plain_forward_and_gradients(base, inputs):
-  """Training-mode gradients (the trainer's pattern: pure dicts merged inside the loss)."""
+  """Training-mode gradients (the trainer's pattern: pure dicts merged inside the loss).
+
+  'block' differs from 'block_dots' only in its policy (what the checkpoint saves), so
+  its gradients are not compiled again: only its checkpoints are counted."""
   audio, frames = inputs
   grads, stats, checkpoints = {}, {}, {}
   for remat in ("none", "block", "block_dots", "block:1"):
@@ -297,10 +300,11 @@ def test_remat_matches_plain_forward_and_gradients(base, inputs):
     grad_fn = jax.grad(loss, has_aux=True)
     jaxpr = str(jax.make_jaxpr(grad_fn)(parts.trainable, parts.frozen, parts.stats))
     checkpoints[remat] = jaxpr.count("remat2[")
-    grads[remat], stats[remat] = jax.jit(grad_fn)(parts.trainable, parts.frozen, parts.stats)
+    if remat != "block":
+      grads[remat], stats[remat] = jax.jit(grad_fn)(parts.trainable, parts.frozen, parts.stats)
   flat = lambda g: np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)])
   scale = np.abs(flat(grads["none"])).max()
-  for remat in ("block", "block_dots", "block:1"):
+  for remat in ("block_dots", "block:1"):
     np.testing.assert_allclose(flat(grads[remat]), flat(grads["none"]), rtol=1e-4,
                                atol=1e-5 * scale, err_msg=remat)
     np.testing.assert_allclose(flat(stats[remat]), flat(stats["none"]), rtol=1e-6, atol=1e-7,

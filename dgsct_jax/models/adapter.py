@@ -4,15 +4,18 @@ One adapter modulates a *target* stream x (BT, N, C) under the guidance of the
 other modality's tokens g (BT, N_g, C_g) and returns a residual that the caller
 adds to the target stream, plus the softmax spatial map used for pooling:
 
-1. cross-modal projection: ĝ = fc(conv_adapter(g)), a dense N_g→N mixing over
-   token positions (the official 1×1 Conv2d with tokens as channels) and a
-   Linear C_g→C over channels;
+1. cross-modal projection to the target's tokens and channels: ĝ =
+   fc(conv_adapter(g)), a dense N_g→N mixing over token positions (the official
+   1×1 Conv2d with tokens as channels) and a Linear C_g→C over channels; or, with
+   `guide_alignment='resize'` (the AVS adapters), fc on channels and then a bicubic
+   resize (align_corners=False) of the guide's square token grid to the target's;
 2. latent-token cross-attention (LAVisH): L' = L + softmax_N(L ĝᵀ) ĝ,
    x ← x + gate_av · softmax_32(x L'ᵀ) L'  (unscaled softmaxes);
 3. channel map M_c (BT, 1, C) and spatial maps M_s = sigmoid(s), S = softmax_N(tanh s);
 4. x ← x ⊙ (α M_c + β M_s + γ G_t + 1 − α), G_t the optional per-segment gate;
 5. gated bottleneck: gate · ln_post(bn2(up(relu(bn1(down(ln_before(x))))))), with
-   grouped (groups=2) 1×1 convs done as per-group matmuls.
+   grouped (groups=2) 1×1 convs done as per-group matmuls; the AVS adapters apply
+   the gate before ln_post (`gate_before_ln_post`).
 
 Layout is token-major (BT, N, C) throughout; the official (BT, C, N, 1) layout
 only appears in the conversion rules and the tests. Parameter names mirror the
@@ -21,11 +24,15 @@ Conv HWIO kernel layout (1, 1, in/groups, out) for the same reason.
 
 The `channel`, `spatial`, `temporal` and `latent_tokens` switches remove the
 corresponding branch *and its parameters* (ablations, LAVisH-style adapters);
-the defaults are the official AVE adapter. All weights are `Trainable`; the BN
+the defaults are the official AVE adapter. The per-task variants of the reference
+(spec dgsct_tasks.md §0: AVS aligns by resizing, has no `ln_before` in its
+multimodal branch, gates before `ln_post`, zero-initialises its tokens and builds
+no `gate_tk`) are fields of `AdapterConfig` too (presets.ADAPTER_*). All weights are `Trainable`; the BN
 statistics are `nnx.BatchStat` (batch statistics over (BT, N) when
 `deterministic=False`).
 """
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +40,11 @@ from flax import nnx
 
 from dgsct_jax.models import layers
 from dgsct_jax.models import matmul
+from dgsct_jax.models import resize
+
+
+GUIDE_ALIGNMENTS = ("token_mix", "resize")
+TOKEN_INITS = ("uniform", "zeros")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +67,13 @@ class AdapterConfig:
     temporal: the per-segment temporal gate G_t = sigmoid(Linear(ā)) of the
       few-/zero-shot adapters (`temporal_gated`); absent from the AVE code.
     alpha, beta, gamma: the constants of step 4 (AVE: 0.3, 0.05; γ only with `temporal`).
+    guide_alignment: 'token_mix' (conv_adapter + fc) or 'resize' (fc, then bicubic
+      resize of the guide grid; AVS). Both grids must be square for 'resize'.
+    gate_before_ln_post: gate · then ln_post (AVS) instead of ln_post then gate.
+    token_init: the latent tokens' initialisation, 'uniform' (U[0, 1): AVE, AVVP) or
+      'zeros' (AVS, AVQA); a converted checkpoint overwrites it.
+    gate_tk: build the reference's unused `gate_tk` parameter (AVE/AVVP's VisualAdapter
+      has it, AVS's does not), so that checkpoints convert strictly.
   """
   reduction_factor: int = 8
   num_conv_group: int = 2
@@ -70,6 +89,16 @@ class AdapterConfig:
   alpha: float = 0.3
   beta: float = 0.05
   gamma: float = 0.05
+  guide_alignment: str = "token_mix"
+  gate_before_ln_post: bool = False
+  token_init: str = "uniform"
+  gate_tk: bool = True
+
+  def __post_init__(self):
+    for field, value, allowed in (("guide_alignment", self.guide_alignment, GUIDE_ALIGNMENTS),
+                                  ("token_init", self.token_init, TOKEN_INITS)):
+      if value not in allowed:
+        raise ValueError(f"adapter config: {field}={value!r}; choose one of {allowed}")
 
   @classmethod
   def from_dict(cls, d) -> "AdapterConfig":
@@ -137,7 +166,11 @@ class Adapter(nnx.Module):
     self.tokens, self.dim = tokens, dim
     d_model = dim // 2
     lin = lambda i, o: layers.linear(i, o, rngs=rngs)
-    self.conv_adapter = TokenMixer(guide_tokens, tokens, rngs=rngs)
+    if cfg.guide_alignment == "token_mix":
+      self.conv_adapter = TokenMixer(guide_tokens, tokens, rngs=rngs)
+    else:
+      self.guide_grid = _square_grid(guide_tokens, "guide")
+      self.grid = _square_grid(tokens, "target")
     self.fc = lin(guide_dim, dim)
     if cfg.channel:
       self.fc_affine_audio_1 = lin(dim, dim)
@@ -152,8 +185,11 @@ class Adapter(nnx.Module):
       self.temporal_gated = nnx.List([lin(dim, 1)])
     self.gate = nnx.Param(jnp.zeros((1,))) if use_gate else None
     if cfg.latent_tokens:
-      self.my_tokens = nnx.Param(jax.random.uniform(rngs.params(), (cfg.num_tokens, dim)))
-      self.gate_tk = nnx.Param(jnp.ones((1,)))    # built by the reference, never used
+      shape = (cfg.num_tokens, dim)
+      self.my_tokens = nnx.Param(jax.random.uniform(rngs.params(), shape)
+                                 if cfg.token_init == "uniform" else jnp.zeros(shape))
+      if cfg.gate_tk:
+        self.gate_tk = nnx.Param(jnp.ones((1,)))  # built by the reference, never used
       self.gate_av = nnx.Param(jnp.zeros((1,)))
     width = dim // cfg.reduction_factor
     self.down_sampler = GroupedPointwise(dim, width, cfg.num_conv_group, rngs=rngs)
@@ -168,14 +204,22 @@ class Adapter(nnx.Module):
     layers.mark_trainable(self)
 
   def project_guide(self, g):
-    """(BT, N_g, C_g) → (BT, N, C) = fc(conv_adapter(g)).
+    """(BT, N_g, C_g) → (BT, N, C): fc(conv_adapter(g)), or fc then a grid resize.
 
     Both maps are linear, so the dense N_g×N token mixing runs on the narrower
     of C_g and C: when C_g > C (visual guides audio, C_g = 2C) the channel
     Linear goes first and the biases are folded in exactly:
     fc(W g + b) = W (g Fᵀ) + b ⊗ (F 1) + f_b. This halves the largest matmul of
     the audio adapters (2304×4096 at stage 1).
+
+    With `guide_alignment='resize'`: fc on channels, then the guide's token grid
+    (row-major, as the reference views it) is bicubic-resized to the target's.
     """
+    if self.config.guide_alignment == "resize":
+      g = self.fc(g)
+      g = g.reshape(g.shape[0], self.guide_grid, self.guide_grid, g.shape[-1])
+      g = resize.resize_2d(g, (self.grid, self.grid), align_corners=False, axes=(1, 2))
+      return g.reshape(g.shape[0], self.grid * self.grid, g.shape[-1])
     if g.shape[-1] <= self.dim:
       return self.fc(self.conv_adapter(g))
     kernel = self.fc.kernel.get_value()                                  # (C_g, C)
@@ -236,8 +280,18 @@ class Adapter(nnx.Module):
     out = self.up_sampler(jax.nn.relu(z))
     if cfg.use_bn:
       out = self.bn2(out, use_running_average=deterministic)
+    if self.gate is not None and cfg.gate_before_ln_post:
+      out = self.gate.get_value() * out
     if cfg.ln_post:
       out = self.ln_post(out)
-    if self.gate is not None:
+    if self.gate is not None and not cfg.gate_before_ln_post:
       out = self.gate.get_value() * out
     return out
+
+
+def _square_grid(tokens: int, what: str) -> int:
+  side = math.isqrt(tokens)
+  if side * side != tokens:
+    raise ValueError(f"guide_alignment='resize' needs square token grids; the {what} has "
+                     f"{tokens} tokens")
+  return side

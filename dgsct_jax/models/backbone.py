@@ -12,6 +12,10 @@ Audio. The reference tiles each 1-s segment (32 000 samples) to a 10-s clip
 with itself until it is at least that long and truncated, so (B, T, 32000) and
 pre-tiled (B, T, 320000) inputs give the same result (the latter costs 10× the
 host→device bandwidth). `tile_audio=False` requires exactly `num_samples`.
+
+Frames. With `resize_frames=True` frames whose size differs from `swin.img_size`
+are bicubic-resized (align_corners=False, PyTorch-exact) in the model, as AVS's
+reference does with its 224² frames; otherwise they must already have that size.
 """
 import dataclasses
 
@@ -19,11 +23,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dgsct_jax.models import dgsct
+from dgsct_jax.models import resize
 from dgsct_jax.models.encoders import htsat
 from dgsct_jax.models.encoders import swinv2
 
 # The keys of a model config that `SwinHTSAT` reads.
-KEYS = ("swin", "htsat", "tile_audio") + tuple(f.name for f in dataclasses.fields(dgsct.Options))
+KEYS = ("swin", "htsat", "tile_audio", "resize_frames") + tuple(f.name for f in dataclasses.fields(dgsct.Options))
 # The keys of a task model's config: the backbone's plus these (`presets.<task>`).
 TASK_KEYS = KEYS + ("variant", "num_classes", "head")
 
@@ -62,7 +67,9 @@ class SwinHTSAT(dgsct.DGSCT):
                      dgsct.Options.from_config(config), visual_name="swin", audio_name="htsat",
                      rngs=rngs)
     self.tile_audio = config["tile_audio"]
+    self.resize_frames = config["resize_frames"]
     self.clip_samples = config["htsat"]["num_samples"]
+    self.frame_size = self.swin.patch_embed.img_size
 
   def smap_grids(self) -> dict[str, tuple[int, int]]:
     """Token grids of the pooling maps: the last stage of each encoder."""
@@ -75,6 +82,14 @@ class SwinHTSAT(dgsct.DGSCT):
       audio = tile_segments(audio, self.clip_samples)
     return audio.reshape(-1, audio.shape[-1])
 
+  def images(self, frames):
+    """(B, T, 3, H, W) frames → (B·T, 3, h, w) at the Swin input size (resized when
+    `resize_frames`)."""
+    images = frames.reshape(-1, *frames.shape[2:])
+    if self.resize_frames and tuple(images.shape[-2:]) != tuple(self.frame_size):
+      images = resize.resize_2d(images, tuple(self.frame_size), align_corners=False)
+    return images
+
   def encode_segments(self, audio, frames, *, deterministic: bool = True,
                       rngs: nnx.Rngs | None = None, capture: bool = False):
     """audio (B, T, S) waveforms, frames (B, T, 3, H, W) normalised images →
@@ -83,7 +98,7 @@ class SwinHTSAT(dgsct.DGSCT):
       raise ValueError(f"expected audio (B, T, samples) and frames (B, T, 3, H, W) with the same "
                        f"(B, T); got audio {tuple(audio.shape)}, frames {tuple(frames.shape)}")
     b, t = frames.shape[:2]
-    v, a, aux = self.encode(frames.reshape(b * t, *frames.shape[2:]), self.clips(audio),
+    v, a, aux = self.encode(self.images(frames), self.clips(audio),
                             deterministic=deterministic, rngs=rngs, capture=capture)
     for key in ("visual_smap", "audio_smap"):
       if aux[key] is not None:
@@ -92,9 +107,9 @@ class SwinHTSAT(dgsct.DGSCT):
 
 
 class TaskModel(SwinHTSAT):
-  """The backbone plus a task head `head` built from the config's `head` section and
-  `num_classes` (`presets.<task>`); subclasses set `TASK` (for messages) and `HEAD`
-  (the head class) and define `__call__`."""
+  """The backbone plus a task head `head` built from the config's `head` section
+  (`presets.<task>`); subclasses set `TASK` (for messages) and `HEAD` (the head
+  class), define `__call__` and may override `head_arguments`."""
 
   TASK = ""
   HEAD = None
@@ -102,9 +117,18 @@ class TaskModel(SwinHTSAT):
   def __init__(self, config, *, rngs: nnx.Rngs):
     cfg = task_config(config, self.TASK)
     super().__init__(cfg, rngs=rngs)
+    self.head = self.HEAD(**self.head_arguments(cfg), rngs=rngs)  # pylint: disable=not-callable
+
+  def head_arguments(self, cfg) -> dict:
+    """The head's arguments: `head` plus `num_classes`; its `visual_dim` and `audio_dim`
+    must be the encoders' final widths."""
     head = dict(cfg["head"], num_classes=cfg["num_classes"])
-    for key, enc in (("visual_dim", self.swin), ("audio_dim", self.htsat)):
-      if head[key] != enc.num_features:
-        raise ValueError(f"{self.TASK} model config: head.{key}={head[key]} but the encoder's "
-                         f"final width is {enc.num_features}")
-    self.head = self.HEAD(**head, rngs=rngs)  # pylint: disable=not-callable
+    self.check_head_dim(head, "visual_dim", self.swin.num_features)
+    self.check_head_dim(head, "audio_dim", self.htsat.num_features)
+    return head
+
+  def check_head_dim(self, head: dict, key: str, expected):
+    value = tuple(head[key]) if isinstance(head[key], (list, tuple)) else head[key]
+    if value != expected:
+      raise ValueError(f"{self.TASK} model config: head.{key}={head[key]} but the encoders "
+                       f"give {expected}")

@@ -60,6 +60,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dgsct_jax.models import adapter as adapter_lib
+from dgsct_jax.models import layers
 from dgsct_jax.models import matmul
 from dgsct_jax.models import pairing as pairing_lib
 from dgsct_jax.models import remat as remat_lib
@@ -101,6 +102,7 @@ class Options:
   encoder_train_mode: bool = True
   audio_final_norm: bool = False
   logmel_mixup: bool = False
+  train_audio_encoder: bool = False
   remat: str = "none"
   remat_stages: int | None = None
   matmul_dtype: str | None = None
@@ -115,7 +117,8 @@ class DGSCT(nnx.Module):
   """Frozen visual + audio encoders with DG-SCT adapters; pooled per-segment features.
 
   Args:
-    visual, audio: the encoders (frozen `nnx.Param`s; see the module doc for the API).
+    visual, audio: the encoders (frozen `nnx.Param`s, or `Trainable` for the audio encoder
+      with `options.train_audio_encoder`; see the module doc for the API).
     options: `Options` (pairing table or name of `pairing.get`, adapter fields, which
       adapter sets exist, train-mode encoders, remat, matmul precision).
     visual_name, audio_name: the attributes holding the encoders (the task models use the
@@ -129,6 +132,8 @@ class DGSCT(nnx.Module):
     cfg = options.adapter if isinstance(options.adapter, adapter_lib.AdapterConfig) else (
         adapter_lib.AdapterConfig.from_dict(options.adapter))
     self.visual_name, self.audio_name = visual_name, audio_name
+    if options.train_audio_encoder:
+      layers.mark_trainable(audio)
     setattr(self, visual_name, visual)
     setattr(self, audio_name, audio)
     self.pairs = pairing_lib.get(options.pairing, _depths(visual), _depths(audio))

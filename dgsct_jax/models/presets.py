@@ -38,6 +38,16 @@ ADAPTER_AVE = dict(reduction_factor=8, num_conv_group=2, num_tokens=32, use_bn=T
                    ln_before=True, ln_post=True, audio_gate=True, latent_tokens=True,
                    channel=True, spatial=True, temporal=False, alpha=0.3, beta=0.05, gamma=0.05)
 
+# AVS (spec dgsct_tasks.md §0): no BN anywhere, ungated audio adapters, no ln_before in
+# the multimodal branch, the gate before ln_post, zero-initialised tokens, no gate_tk.
+# S4 aligns the guide by fc + bicubic resize of its token grid; MS3 keeps AVE's token
+# mixing, with r = 2 (the default its train.sh keeps) and α, β = 0.2, 0.1.
+ADAPTER_AVS_S4 = dict(ADAPTER_AVE, use_bn=False, ln_before=False, audio_gate=False,
+                      guide_alignment="resize", gate_before_ln_post=True, token_init="zeros",
+                      gate_tk=False)
+ADAPTER_AVS_MS3 = dict(ADAPTER_AVS_S4, guide_alignment="token_mix", reduction_factor=2,
+                       alpha=0.2, beta=0.1)
+
 HEAD_AVE = dict(visual_dim=1536, audio_dim=768, video_fc_dim=512, audio_fc_dim=128, d_model=256,
                 nhead=4, feedforward_dim=1024, gamma=0.1, av_score_weight=0.3, top_k=4,
                 input_dropout=0.2, attention_dropout=0.1, inter_dropout=0.2,
@@ -51,6 +61,17 @@ HEAD_AVVP = dict(num_segments=10, dim=128, visual_dim=1536, audio_dim=768, st_di
 HEAD_AVVP_TINY = dict(HEAD_AVVP, dim=32, visual_dim=256, audio_dim=128, st_dim=512,
                       depth_aud=1, depth_vis=1, depth_av=2, num_heads=2, temporal_d_model=16,
                       temporal_feedforward_dim=64)
+# The AVS decoder (`heads.avs.AVSHead`) on the four Swin-V2-L stages; γ: S4 0.05.
+HEAD_AVS = dict(stage_dims=(192, 384, 768, 1536), audio_dim=768, channel=256, audio_channels=128,
+                feature_sizes=(56, 28, 14, 7), d_model=256, nhead=4, feedforward_dim=1024,
+                num_encoder_layers=2, num_decoder_layers=1, input_dropout=0.2,
+                attention_dropout=0.1, gamma=0.05, output_dims=(128, 32), keep_dead_params=True)
+# Tiny: Swin grids 16/8/4/2 resized to 24/12/6/3, so masks are 96² like the tiny frames.
+HEAD_AVS_TINY = dict(HEAD_AVS, stage_dims=(32, 64, 128, 256), audio_dim=128, channel=32,
+                     audio_channels=16, feature_sizes=(24, 12, 6, 3), d_model=32, nhead=2,
+                     feedforward_dim=64, output_dims=(16, 8))
+AVS_SUBSETS = ("s4", "ms3")
+AVS_FRAME_SIZE = {"large": 224, "tiny": 96}
 HEAD_AVE_TINY = dict(HEAD_AVE, visual_dim=256, audio_dim=128, video_fc_dim=64, audio_fc_dim=32,
                      d_model=32, nhead=2, feedforward_dim=64)
 
@@ -76,7 +97,11 @@ def backbone(variant: str = "large", *, adapter: dict = ADAPTER_AVE) -> dict:
     audio_final_norm: HTS-AT final LayerNorm before pooling (reference: False).
     logmel_mixup: in training, mix each segment's log-mel with the reversed batch's
       inside HTS-AT (AVVP/AVS/AVQA references: True; AVE: False).
+    train_audio_encoder: HTS-AT's weights are trained with the adapters (AVS-S4's
+      reference: True) instead of frozen.
     tile_audio: tile short audio segments to htsat.num_samples on device.
+    resize_frames: frames of another size than swin.img_size are bicubic-resized in the
+      model (AVS: 224² → 192², align_corners=False); False: such frames are an error.
     remat: 'none' | 'block' | 'block_dots' (models/dgsct.py).
     remat_stages: rematerialise only the first k stages of each encoder (None: all).
     matmul_dtype: None (faithful: matmuls in the compute dtype) or 'bfloat16' (bf16
@@ -92,7 +117,9 @@ def backbone(variant: str = "large", *, adapter: dict = ADAPTER_AVE) -> dict:
       encoder_train_mode=True,
       audio_final_norm=False,
       logmel_mixup=False,
+      train_audio_encoder=False,
       tile_audio=True,
+      resize_frames=False,
       remat="none",
       remat_stages=None,
       matmul_dtype=None,
@@ -115,3 +142,21 @@ def avvp(variant: str = "large") -> dict:
   _check(variant)
   return dict(backbone(variant), logmel_mixup=True, variant=variant, num_classes=25,
               head=dict(HEAD_AVVP if variant == "large" else HEAD_AVVP_TINY))
+
+
+def avs(variant: str = "large", subset: str = "s4") -> dict:
+  """The AVS model config (`models.avs.AVSModel`) of AVSBench `subset` 's4' or 'ms3'
+  (spec dgsct_tasks.md §0, §2.2): the backbone with AVS's adapters, 5-s clips
+  (160 000 samples) for T = 5 frames, frames resized in the model, log-mel mixup, HTS-AT
+  trained in S4; `num_classes` 1 (a foreground mask); the decoder `head` with γ 0.05
+  (S4) or 0.1 (MS3's training default)."""
+  _check(variant)
+  if subset not in AVS_SUBSETS:
+    raise ValueError(f"unknown AVS subset {subset!r}; choose one of {AVS_SUBSETS}")
+  s4 = subset == "s4"
+  config = backbone(variant, adapter=ADAPTER_AVS_S4 if s4 else ADAPTER_AVS_MS3)
+  if variant == "large":
+    config["htsat"]["num_samples"] = 160000
+  head = dict(HEAD_AVS if variant == "large" else HEAD_AVS_TINY, gamma=0.05 if s4 else 0.1)
+  return dict(config, logmel_mixup=True, train_audio_encoder=s4, resize_frames=True,
+              variant=variant, num_classes=1, head=head)

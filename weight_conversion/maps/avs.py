@@ -1,8 +1,18 @@
-r"""The AVS head (`Pred_endecoder` after the encoders), S4 and MS3.
+r"""The AVS head (`Pred_endecoder` after the encoders) and the whole official AVS models.
 
-    python -m weight_conversion.convert --arch=avs_head --src=S4_pvt_best.pth --out=DIR
+    python -m weight_conversion.convert --arch=dgsct_avs_s4 --src=S4_pvt_best.pth --out=DIR
 
-Arch:
+Archs:
+  dgsct_avs_s4, dgsct_avs_ms3  a whole official `Pred_endecoder` state dict (S4 or MS3)
+            → `models.avs.AVSModel` (presets.avs): the backbone rules of maps/dgsct.py, the
+            head rules below moved under `head.`, and ignored by name: the dead PVT-v2-b5,
+            ASPP and `x*_linear`, and the adapters' unused layers (`temporal_gated`,
+            `ln_before`, which AVS's multimodal branch skips, and S4's `conv_adapter`).
+            `run`: `audio` (B, T, S) waveforms (S = 160 000, or 32 000 segments the model
+            tiles), `frames` (B, T, 3, 224, 224) → `pred` (B·T, 1, 224, 224) logits,
+            `a_fea_stage1..4` (B, T, 256), `pooled_audio` (B, T, 768). MS3's trained
+            model uses γ = 0.1; its test.sh evaluates with 0.05:
+            `--model_config='{"head": {..., "gamma": 0.05}}'`.
   avs_head  the head alone (`heads.avs.AVSHead`): `x{1..4}_linear_`, `audio_linear`,
             `temporal_attn`, `tpavi_b{1..4}`, `path{1..4}`, `output_conv`; the other keys
             of a full checkpoint are ignored (named: PVT-v2-b5, ASPP and `x*_linear`,
@@ -26,6 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from dgsct_jax.models import avs
+from dgsct_jax.models import presets
 from dgsct_jax.models.heads import avs as avs_head
 from weight_conversion import archs
 from weight_conversion import engine
@@ -52,6 +64,21 @@ UNUSED_MODEL_KEYS = (
     (r"conv[1-4]\..*", "the ASPP Classifier_Modules are built but not called"),
     (r"x[1-4]_linear\..*", "x*_linear (without underscore) are built but not called"),
 )
+
+
+
+
+def dead_adapter_rules(adapter: dict) -> list[engine.Rule]:
+  """The layers AVS's `VisualAdapter` builds but never uses (which depend on its options)."""
+  sets = dgsct.ADAPTER_SETS + r"\.\d+\."
+  out = [engine.ignore(sets + r"temporal_gated\..*",
+                       "AVS's VisualAdapter builds temporal_gated but never uses its output"),
+         engine.ignore(sets + r"ln_before\..*",
+                       "built, but the multimodal branch of AVS's VisualAdapter skips ln_before")]
+  if adapter["guide_alignment"] == "resize":
+    out.append(engine.ignore(sets + r"conv_adapter\..*", "built, but AVS-S4 aligns the guide "
+                             "tokens by fc and a bicubic resize instead"))
+  return out
 
 
 def conv1x1x1_to_linear(weight: np.ndarray) -> np.ndarray:
@@ -90,6 +117,36 @@ def _outside_head() -> engine.Rule:
                        "checkpoint: encoders and adapters)")
 
 
+@nnx.jit
+def _forward(model, audio, frames):
+  return model(audio, frames, deterministic=True)
+
+
+def run(model: avs.AVSModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Eval-mode float32 forward: {'audio', 'frames'} → `pred`, `a_fea_stage*` (official
+  layouts) and `pooled_audio`."""
+  audio = dgsct.audio_input(model, inputs)
+  frames = dgsct.float_input(inputs, "frames", 5)
+  out = _forward(model, jnp.asarray(audio), jnp.asarray(frames))
+  official = avs_head.to_official_layout({k: out[k] for k in OUTPUTS})
+  official["pooled_audio"] = out["pooled_audio"]
+  return {k: np.asarray(v) for k, v in official.items()}
+
+
+def _whole_model(subset: str) -> Arch:
+  config = presets.avs("large", subset)
+  return dgsct.whole_model(
+      name=f"dgsct_avs_{subset}",
+      description=f"official DG-SCT AVS-{subset.upper()} model (Pred_endecoder: swin.*, "
+                  "htsat.*, 4 adapter sets, decoder), e.g. " + {
+                      "s4": "S4_pvt_best.pth", "ms3": "MS3_pvt_best.pth"}[subset],
+      model=avs.AVSModel, config=config,
+      head_rules=lambda keys: (
+          rules(keys, target_prefix="head.") + dead_adapter_rules(config["adapter"])
+          + [engine.ignore(p, r) for p, r in UNUSED_MODEL_KEYS]),
+      run=run)
+
+
 ARCHS = [
     Arch(name="avs_head",
          description="DG-SCT AVS head (S4; MS3 with gamma 0.1): x*_linear_, audio_linear, "
@@ -99,4 +156,6 @@ ARCHS = [
          rules=lambda keys: (rules(keys) + [engine.ignore(p, r) for p, r in UNUSED_MODEL_KEYS]
                              + [_outside_head()]),
          run=run_head),
+    _whole_model("s4"),
+    _whole_model("ms3"),
 ]
