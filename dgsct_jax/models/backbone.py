@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dgsct_jax.models import dgsct
+from dgsct_jax.models import layers
 from dgsct_jax.models import resize
 from dgsct_jax.models.encoders import htsat
 from dgsct_jax.models.encoders import swinv2
@@ -62,6 +63,7 @@ class SwinHTSAT(dgsct.DGSCT):
   """Frozen Swin-V2 and HTS-AT with DG-SCT adapters, over (B, T) segments."""
 
   def __init__(self, config, *, rngs: nnx.Rngs):
+    rngs = layers.key_stream(rngs)
     super().__init__(swinv2.SwinTransformerV2(**config["swin"], rngs=rngs),
                      htsat.HTSAT(**config["htsat"], rngs=rngs),
                      dgsct.Options.from_config(config), visual_name="swin", audio_name="htsat",

@@ -56,6 +56,13 @@ class KeyStream:
     return jax.random.fold_in(self._key, self._count)
 
 
+def key_stream(rngs) -> KeyStream:
+  """`rngs` as a `KeyStream` (one draw from an `nnx.Rngs`; a KeyStream is kept): model
+  constructors call it first, so that building a whole model abstractly
+  (`nnx.eval_shape`: conversion, the trainer's layout) stays linear in its parameters."""
+  return rngs if isinstance(rngs, KeyStream) else KeyStream(rngs.params())
+
+
 gelu = functools.partial(jax.nn.gelu, approximate=False)
 
 

@@ -282,7 +282,7 @@ class HTSAT(nnx.Module):
     if len(depths) != len(num_heads):
       raise ValueError(f"depths {tuple(depths)} and num_heads {tuple(num_heads)} differ in length")
     patch_stride = tuple(patch_stride) if isinstance(patch_stride, Sequence) else (patch_stride,) * 2
-    rngs = rngs if rngs is not None else nnx.Rngs(0)
+    rngs = layers.key_stream(rngs if rngs is not None else nnx.Rngs(0))
     kw = dict(dtype=dtype, param_dtype=param_dtype)
     self.spec_size, self.patch_stride, self.embed_dim = spec_size, patch_stride, embed_dim
     self.depths, self.num_heads = tuple(depths), tuple(num_heads)

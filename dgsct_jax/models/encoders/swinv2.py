@@ -377,6 +377,7 @@ class SwinTransformerV2(nnx.Module):
                window_size=7, pretrained_window_sizes: Sequence = (0, 0, 0, 0),
                mlp_ratio: float = 4.0, drop_path_rate: float = 0.1, dtype=None,
                param_dtype=jnp.float32, remat: bool = False, rngs: nnx.Rngs):
+    rngs = layers.key_stream(rngs)
     depths, num_heads = tuple(depths), tuple(num_heads)
     n = len(depths)
     if len(num_heads) != n or len(pretrained_window_sizes) < n:

@@ -260,6 +260,7 @@ class AVEHead(nnx.Module):
                av_score_weight: float = 0.3, top_k: int = 4, input_dropout: float = 0.2,
                attention_dropout: float = 0.1, inter_dropout: float = 0.2,
                keep_dead_params: bool = True, rngs: nnx.Rngs):
+    rngs = layers.key_stream(rngs)
     self.temporal_attn = TemporalAttention(
         visual_dim=visual_dim, audio_dim=audio_dim, video_fc_dim=video_fc_dim,
         audio_fc_dim=audio_fc_dim, d_model=d_model, nhead=nhead, feedforward_dim=feedforward_dim,

@@ -95,6 +95,7 @@ class MGNHead(nnx.Module):
                crossmodal_assign: str = "soft", temporal_d_model: int = 64,
                temporal_feedforward_dim: int = 1024, temporal_dropout: float = 0.1,
                temporal_gamma: float = 0.05, keep_dead_params: bool = True, rngs: nnx.Rngs):
+    rngs = layers.key_stream(rngs)
     for name, value in (("unimodal_assign", unimodal_assign),
                         ("crossmodal_assign", crossmodal_assign)):
       if value not in ASSIGN:
