@@ -2,6 +2,9 @@
 
     python tests/golden_f64.py GOLDEN_DIR FIXTURE OUT.npz      # FIXTURE: a key of FIXTURES
 
+The tests call `run_subprocess` (this script in a JAX_ENABLE_X64 process) and use
+`convert` (a fixture's rule weights through the real arch conversion) in float32 too.
+
 The reference's float64 outputs (`out64_*`, `pooled64_*` of <fixture>_io.npz) come
 from `model.double()`: every weight and table of the float32 model widened, so
 the STFT basis and mel matrix keep their float32 values, and PyTorch's float64
@@ -12,7 +15,9 @@ noise is ~1e-16 instead of ~1e-7, so this run isolates semantics from noise.
 The computed tables (STFT, mel, indices, masks) of every full-model fixture are
 AVE's: ave_full_computed_buffers.npz.
 """
+import os
 import pathlib
+import subprocess
 import sys
 
 import jax
@@ -51,24 +56,46 @@ for _subset in ("s4", "ms3"):
       AVS_OUTPUTS)
 
 
-def main(golden_dir, fixture, out_path):
-  if not jax.config.jax_enable_x64:
-    raise SystemExit("run with JAX_ENABLE_X64=1")
+def convert(golden_dir, fixture: str, arch_name: str, config=None):
+  """The fixture's rule weights through the real conversion of `arch_name` (its
+  `check_source` included) → (model, {'ignored': {key: reason}, 'mapping': {key: target}})."""
   golden_dir = pathlib.Path(golden_dir)
-  arch_name, inputs, keys = FIXTURES[fixture]
   state = golden_state_dict(golden_dir / f"{fixture}_manifest.json",
                             golden_dir / "ave_full_computed_buffers.npz")
   arch = archs.get(arch_name)
-  config = arch.config
-  if "htsat" in config:
-    config = dict(config, htsat=dict(config["htsat"], stft="dft"))
+  config = arch.config if config is None else config
   if arch.check_source is not None:
     arch.check_source(state, config)
   result = engine.convert(state, archs.abstract_model(arch, config), arch.rules(list(state)),
                           what=f"golden {fixture} state dict")
   del state
   model = archs.materialize(arch, config, result.values)
-  del result
+  return model, {"ignored": dict(result.ignored),
+                 "mapping": {source: target for source, target, _ in result.mapping}}
+
+
+def run_subprocess(golden_dir, fixture: str, out_path, timeout: int = 900) -> dict:
+  """This script on `fixture` in a JAX_ENABLE_X64 subprocess → its float64 outputs."""
+  tests = pathlib.Path(__file__).resolve().parent
+  env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu", XLA_FLAGS="",
+             PYTHONPATH=os.pathsep.join([str(tests.parent), str(tests)]))
+  proc = subprocess.run([sys.executable, str(tests / "golden_f64.py"), str(golden_dir), fixture,
+                         str(out_path)], env=env, capture_output=True, text=True, timeout=timeout)
+  if proc.returncode:
+    raise AssertionError(f"golden_f64.py {fixture} failed:\n{proc.stderr[-4000:]}")
+  with np.load(out_path) as out:
+    return dict(out)
+
+
+def main(golden_dir, fixture, out_path):
+  if not jax.config.jax_enable_x64:
+    raise SystemExit("run with JAX_ENABLE_X64=1")
+  golden_dir = pathlib.Path(golden_dir)
+  arch_name, inputs, keys = FIXTURES[fixture]
+  config = archs.get(arch_name).config
+  if "htsat" in config:
+    config = dict(config, htsat=dict(config["htsat"], stft="dft"))
+  model, _ = convert(golden_dir, fixture, arch_name, config)
   widen(model)
   io = np.load(golden_dir / f"{fixture}_io.npz")
   args = [np.asarray(x).astype(np.float64) for x in inputs(io)]

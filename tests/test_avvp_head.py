@@ -1,10 +1,6 @@
 """The AVVP head (MGN + temporal gate) against the golden `avvp_head` fixture, and its
 behaviour in training (Gumbel assignment, drop path, dead weights)."""
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +9,7 @@ import pytest
 from flax import nnx
 
 import golden_weights
+import golden_f64
 from dgsct_jax.models import layers
 from dgsct_jax.models import presets
 from dgsct_jax.models.heads import avvp as avvp_head
@@ -75,14 +72,7 @@ def test_golden_intermediates(converted, golden_io):
 def test_float64_equals_the_official_float64_run(golden_dir, golden_io, tmp_path):
   """In float64 (tests/golden_f64.py, a JAX_ENABLE_X64 subprocess) rounding noise is ~1e-16:
   a wrong formula, order of operations or constant errs by ≥ 1e-7 here."""
-  tests = pathlib.Path(__file__).resolve().parent
-  env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu", XLA_FLAGS="",
-             PYTHONPATH=os.pathsep.join([str(tests.parent), str(tests)]))
-  proc = subprocess.run([sys.executable, str(tests / "golden_f64.py"), str(golden_dir),
-                         "avvp_head", str(tmp_path / "out.npz")], env=env, capture_output=True,
-                        text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  ours = np.load(tmp_path / "out.npz")
+  ours = golden_f64.run_subprocess(golden_dir, "avvp_head", tmp_path / "out.npz", timeout=600)
   for name in avvp_map.OUTPUTS:
     assert ours[name].dtype == np.float64
     assert golden_weights.max_rel(ours[name], golden_io[f"out64_{name}"]) <= 1e-10, name

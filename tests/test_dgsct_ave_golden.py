@@ -32,11 +32,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dgsct_jax.models.heads import ave as ave_head
-from golden_weights import golden_state_dict
+import golden_f64
 from golden_weights import max_rel
 from golden_weights import rms_rel
-from weight_conversion import archs
-from weight_conversion import engine
 
 # The full-size model in float32 peaks near 9 GiB (see conftest.py).
 pytestmark = pytest.mark.memory_heavy
@@ -74,17 +72,8 @@ def _forward(model, audio, frames):
 
 @pytest.fixture(scope="module")
 def golden_run(golden_dir):
-  state = golden_state_dict(golden_dir / "ave_full_manifest.json",
-                            golden_dir / "ave_full_computed_buffers.npz")
-  arch = archs.get("dgsct_ave")
-  config = arch.config
-  arch.check_source(state, config)
-  result = engine.convert(state, archs.abstract_model(arch, config), arch.rules(list(state)),
-                          what="golden ave_full state dict")
-  del state
-  model = archs.materialize(arch, config, result.values)
-  ignored = dict(result.ignored)
-  del result
+  model, conversion = golden_f64.convert(golden_dir, "ave_full", "dgsct_ave")
+  ignored = conversion["ignored"]
   io = dict(np.load(golden_dir / "ave_full_io.npz"))
   audio = io["input_audio_f16"].astype(np.float32)
   frames = io["input_vis_f16"].astype(np.float32)

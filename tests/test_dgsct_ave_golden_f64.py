@@ -7,18 +7,14 @@ cannot separate a subtle semantic difference from noise. In float64 they can:
 our float64 run must equal the reference's float64 run to ~1e-10, where any
 wrong formula, order of operations, constant or layout errs by ≥1e-7.
 """
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from dgsct_jax.models.heads import ave as ave_head
+import golden_f64
 from golden_weights import max_rel
 
-TESTS = pathlib.Path(__file__).resolve().parent
 
 
 # The float64 subprocess peaks near 11 GiB: no other full-size module may run beside it.
@@ -28,13 +24,8 @@ pytestmark = pytest.mark.memory_heavy
 @pytest.fixture(scope="module")
 def f64_outputs(golden_dir, tmp_path_factory):
   out = tmp_path_factory.mktemp("golden_f64") / "out.npz"
-  env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu",
-             XLA_FLAGS="", PYTHONPATH=os.pathsep.join([str(TESTS.parent), str(TESTS)]))
-  proc = subprocess.run([sys.executable, str(TESTS / "golden_f64.py"), str(golden_dir),
-                         "ave_full", str(out)],
-                        env=env, capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  return dict(np.load(out)), dict(np.load(golden_dir / "ave_full_io.npz"))
+  return (golden_f64.run_subprocess(golden_dir, "ave_full", out),
+          dict(np.load(golden_dir / "ave_full_io.npz")))
 
 
 @pytest.mark.parametrize("name", ["is_event_scores", "event_scores", "audio_visual_gate",

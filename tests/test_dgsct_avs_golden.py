@@ -11,25 +11,17 @@ relative), so only float64 separates a semantic difference from noise. The
 float32 S4 model is checked against both reference runs at the reference's own
 float32-vs-float64 distance.
 """
-import os
-import pathlib
-import subprocess
-import sys
 
-import jax
 import numpy as np
 import pytest
-from flax import nnx
 
 from dgsct_jax.models.heads import avs as avs_head
-from golden_weights import golden_state_dict
+import golden_f64
 from golden_weights import max_rel
 from golden_weights import rms_rel
 from weight_conversion import archs
-from weight_conversion import engine
 from weight_conversion.maps import avs as avs_map
 
-TESTS = pathlib.Path(__file__).resolve().parent
 OUTPUTS = avs_map.OUTPUTS
 
 pytestmark = pytest.mark.memory_heavy
@@ -41,15 +33,10 @@ def _official(out):
 
 
 def _f64_run(golden_dir, fixture, tmp_path_factory):
-  out = tmp_path_factory.mktemp("golden_f64") / "out.npz"
-  env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu",
-             XLA_FLAGS="", PYTHONPATH=os.pathsep.join([str(TESTS.parent), str(TESTS)]))
-  proc = subprocess.run([sys.executable, str(TESTS / "golden_f64.py"), str(golden_dir),
-                         fixture, str(out)],
-                        env=env, capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  with np.load(out) as ours, np.load(golden_dir / f"{fixture}_io.npz") as io:
-    return _official(dict(ours)), dict(io)
+  ours = golden_f64.run_subprocess(golden_dir, fixture,
+                                   tmp_path_factory.mktemp("golden_f64") / "out.npz")
+  with np.load(golden_dir / f"{fixture}_io.npz") as io:
+    return _official(ours), dict(io)
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +52,11 @@ def ms3_f64(golden_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def s4_f32(golden_dir):
   """Rule weights → the real `dgsct_avs_s4` conversion → `run` (float32)."""
-  state = golden_state_dict(golden_dir / "avs_s4_full_manifest.json",
-                            golden_dir / "ave_full_computed_buffers.npz")
-  arch = archs.get("dgsct_avs_s4")
-  arch.check_source(state, arch.config)
-  result = engine.convert(state, archs.abstract_model(arch, arch.config), arch.rules(list(state)),
-                          what="golden avs_s4_full state dict")
-  del state
-  model = archs.materialize(arch, arch.config, result.values)
-  ignored = dict(result.ignored)
-  del result
+  model, conversion = golden_f64.convert(golden_dir, "avs_s4_full", "dgsct_avs_s4")
+  ignored = conversion["ignored"]
   with np.load(golden_dir / "avs_s4_full_io.npz") as data:
     io = dict(data)
-  out = arch.run(model, {"audio": io["input_wave_f16"].astype(np.float32),
+  out = archs.get("dgsct_avs_s4").run(model, {"audio": io["input_wave_f16"].astype(np.float32),
                          "frames": io["input_imgs_f16"].astype(np.float32)})
   return out, io, ignored
 

@@ -20,11 +20,10 @@ import pytest
 import jax
 from flax import nnx
 
-from golden_weights import golden_state_dict
+import golden_f64
 from golden_weights import max_rel
 from golden_weights import rms_rel
 from weight_conversion import archs
-from weight_conversion import engine
 from weight_conversion.maps import avvp as avvp_map
 
 pytestmark = pytest.mark.memory_heavy
@@ -37,17 +36,8 @@ def _forward(model, audio, frames, video_st):
 
 @pytest.fixture(scope="module")
 def golden_run(golden_dir):
-  state = golden_state_dict(golden_dir / "avvp_full_manifest.json",
-                            golden_dir / "ave_full_computed_buffers.npz")
-  arch = archs.get("dgsct_avvp")
-  arch.check_source(state, arch.config)
-  result = engine.convert(state, archs.abstract_model(arch, arch.config), arch.rules(list(state)),
-                          what="golden avvp_full state dict")
-  del state
-  model = archs.materialize(arch, arch.config, result.values)
-  mapping = {s: t for s, t, _ in result.mapping}
-  ignored = dict(result.ignored)
-  del result
+  model, conversion = golden_f64.convert(golden_dir, "avvp_full", "dgsct_avvp")
+  ignored, mapping = conversion["ignored"], conversion["mapping"]
   io = dict(np.load(golden_dir / "avvp_full_io.npz"))
   args = [io[k].astype(np.float32) for k in
           ("input_wave_f16", "input_video_s_f16", "input_video_st_f16")]

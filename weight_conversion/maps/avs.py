@@ -138,8 +138,7 @@ def _whole_model(subset: str) -> Arch:
   return dgsct.whole_model(
       name=f"dgsct_avs_{subset}",
       description=f"official DG-SCT AVS-{subset.upper()} model (Pred_endecoder: swin.*, "
-                  "htsat.*, 4 adapter sets, decoder), e.g. " + {
-                      "s4": "S4_pvt_best.pth", "ms3": "MS3_pvt_best.pth"}[subset],
+                  f"htsat.*, 4 adapter sets, decoder), e.g. {subset.upper()}_pvt_best.pth",
       model=avs.AVSModel, config=config,
       head_rules=lambda keys: (
           rules(keys, target_prefix="head.") + dead_adapter_rules(config["adapter"])
