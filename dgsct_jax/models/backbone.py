@@ -29,7 +29,8 @@ from dgsct_jax.models.encoders import htsat
 from dgsct_jax.models.encoders import swinv2
 
 # The keys of a model config that `SwinHTSAT` reads.
-KEYS = ("swin", "htsat", "tile_audio", "resize_frames") + tuple(f.name for f in dataclasses.fields(dgsct.Options))
+KEYS = ("swin", "htsat", "tile_audio", "resize_frames") + tuple(
+    f.name for f in dataclasses.fields(dgsct.Options))
 # The keys of a task model's config: the backbone's plus these (`presets.<task>`).
 TASK_KEYS = KEYS + ("variant", "num_classes", "head")
 
