@@ -71,7 +71,6 @@ HEAD_AVS_TINY = dict(HEAD_AVS, stage_dims=(32, 64, 128, 256), audio_dim=128, cha
                      audio_channels=16, feature_sizes=(24, 12, 6, 3), d_model=32, nhead=2,
                      feedforward_dim=64, output_dims=(16, 8))
 AVS_SUBSETS = ("s4", "ms3")
-AVS_FRAME_SIZE = {"large": 224, "tiny": 96}
 HEAD_AVE_TINY = dict(HEAD_AVE, visual_dim=256, audio_dim=128, video_fc_dim=64, audio_fc_dim=32,
                      d_model=32, nhead=2, feedforward_dim=64)
 
