@@ -21,9 +21,11 @@ $(VENV)/.installed: setup.py
 demo: setup
 	$(PY) -m dgsct_jax.main --config=configs/demo.py:task=$(TASK) --workdir=$(WORKDIR)
 
-# --dist loadfile: each file on one worker, so a module's fixtures are built once.
+# --dist loadfile: each file on one worker, so a module's fixtures are built once;
+# --no-loadscope-reorder: files in the order of tests/conftest.py (longest first), not by
+# number of tests.
 test: setup
-	$(PY) -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS) tests
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS) tests
 
 bench: setup
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

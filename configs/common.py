@@ -34,16 +34,19 @@ ENCODERS = {
 ENCODER_PREFIX = {"visual": "swin", "audio": "htsat"}
 
 
-DATA = ("ave", "llp", "avsbench/s4", "avsbench/ms3", "music_avqa", "synthetic", "synthetic/llp",
-        "random")
+# 'avsbench': configs/avs.py's subset's build.
+DATA = ("ave", "llp", "avsbench", "avsbench/s4", "avsbench/ms3", "music_avqa", "synthetic",
+        "synthetic/llp", "random")
 
 
-def parse(arg, *, data: str, seed: int):
-  """The common arguments, with the task's defaults for `data` and `seed`."""
+def parse(arg, *, data: str, seed: int, choices=None, **task_args):
+  """The common arguments, with the task's defaults for `data` and `seed`, plus the
+  task's own `task_args` (defaults) with their `choices`."""
   return config_utils.parse_arg(
       arg, choices={"variant": presets.VARIANTS, "data": DATA,
-                    "ablation": ("", *ablations.ABLATIONS)},
-      variant="large", data=data, clean=False, seed=seed, ablation="", runlocal=False)
+                    "ablation": ("", *ablations.ABLATIONS), **(choices or {})},
+      variant="large", data=data, clean=False, seed=seed, ablation="", runlocal=False,
+      **task_args)
 
 
 def trainer_config(arg) -> ConfigDict:

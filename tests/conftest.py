@@ -128,13 +128,16 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 # The longest modules first, each full-size (`memory_heavy`) one between two that are not:
-# pytest-xdist's loadfile scheduling hands modules out in collection order, so this keeps a
-# worker from starting a long module at the end, and the other worker from waiting on the
-# memory lock (measured with --durations on the 2-core CI machine).
+# pytest-xdist's loadfile scheduling hands modules out in collection order when it is run
+# with --no-loadscope-reorder (the Makefile; by default it orders them by their number of
+# tests), so this keeps a worker from starting a long module at the end, and the other
+# worker from waiting on the memory lock (measured with a per-test timeline on the 2-core
+# CI machine).
 LONGEST_FIRST = (
     "test_task_contract.py", "test_dgsct_avs_golden.py", "test_dgsct_ablations.py",
     "test_dgsct_avvp_golden.py", "test_tasks.py", "test_dgsct_ave_golden.py", "test_resume.py",
-    "test_dgsct_ave_golden_f64.py", "test_avvp_head.py", "test_swinv2.py", "test_avs_head.py")
+    "test_dgsct_ave_golden_f64.py", "test_avvp_head.py", "test_convert_cli.py",
+    "test_avs_head.py", "test_swinv2.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -1,8 +1,8 @@
 """`--config=tests/contract_config.py:task=<name>`: a registered task's own config
 (configs/<name>.py, tiny variant, `runlocal`) on random data of its batch spec
 (`data=random`) with randomly initialised encoders, and the smallest schedule that
-trains, evaluates, checkpoints, resumes and predicts (without the task's figure): one step
-of 8 examples per epoch, a validation split of 8 and a test split of 12 (its last batch
+trains, evaluates, checkpoints and predicts (without the task's figure): one step of 8
+examples per epoch, a validation split of 8 and a test split of 12 (its last batch
 padded)."""
 import importlib
 

@@ -133,3 +133,25 @@ def test_score_cli_library_entry(tmp_path):
   np.savez(tmp_path / "q.npz", logits=logits)
   with pytest.raises(score.ScoringError, match=r"q\.npz: missing arrays \['masks'\]"):
     score.score("avs", tmp_path / "q.npz")
+
+
+def test_frame_stats_rows_score_as_their_logits_through_json():
+  """Rows of per-frame stats (what the trainer's predictions.jsonl holds) give the same
+  metric as the logits and masks, after a JSON round trip and in other chunks."""
+  import json  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(1)
+  logits = (rng.normal(size=(7, 5, 12, 12)) * 3).astype(np.float32)
+  masks = (rng.random((7, 5, 12, 12)) < 0.3).astype(np.uint8)
+  masks[2, :3] = 0
+  stats = avs.frame_stats(logits, masks)
+  assert stats["iou"].shape == (7, 5) and stats["f_curve"].shape == (7, 5, avs.NUM_THRESHOLDS)
+  stats = {k: np.asarray(json.loads(json.dumps(v.tolist()))) for k, v in stats.items()}
+  metrics = avs.AVSMetrics(batch_size=3)
+  for start, stop in ((0, 2), (2, 6), (6, 7)):
+    metrics.update({k: v[start:stop] for k, v in stats.items()})
+  want = avs.evaluate_dataset(logits, masks, batch_size=3)
+  assert metrics.result() == want and want["num_batches"] == 3
+  with pytest.raises(KeyError, match="nonempty"):
+    avs.AVSMetrics().update({"iou": stats["iou"], "f_curve": stats["f_curve"]})
+  with pytest.raises(ValueError, match="whole videos"):
+    avs.AVSMetrics().update({k: v[:, :4] for k, v in stats.items()})

@@ -152,9 +152,15 @@ class AVSAccumulator:
     self.f_count = 0
 
   def update(self, logits, masks) -> dict[str, float]:
-    iou = frame_iou(logits, masks)
     f, nonempty = frame_fmeasure(logits, masks, num_thresholds=self.num_thresholds,
                                  beta2=self.beta2)
+    return self.update_frames(frame_iou(logits, masks), f, nonempty)
+
+  def update_frames(self, iou, f, nonempty) -> dict[str, float]:
+    """One batch given by its frames' `frame_iou` (N,) and `frame_fmeasure` (F (N, K),
+    nonempty (N,)): the same numbers as `update` on the frames' logits and masks."""
+    iou = np.asarray(iou, np.float32)
+    f, nonempty = np.asarray(f, np.float32), np.asarray(nonempty, bool)
     self.frame_ious.append(iou)
     self.batch_iou.append(float(iou.sum(dtype=np.float32) / np.float32(len(iou))))
     if nonempty.any():
@@ -181,13 +187,28 @@ class AVSAccumulator:
     }
 
 
+FRAME_STATS = ("iou", "f_curve", "nonempty")
+
+
+def frame_stats(logits, masks, *, num_thresholds: int = NUM_THRESHOLDS,
+                beta2: float = BETA2) -> dict[str, np.ndarray]:
+  """The per-frame numbers both metrics are made of, (videos, T, ...) like the inputs:
+  `iou` (`frame_iou`), `f_curve` and `nonempty` (`frame_fmeasure`). Rows of these score
+  exactly as the logits and masks they come from, at a fraction of the size."""
+  lead = np.shape(logits)[:-2]
+  f, nonempty = frame_fmeasure(logits, masks, num_thresholds=num_thresholds, beta2=beta2)
+  return {"iou": frame_iou(logits, masks).reshape(lead), "f_curve": f.reshape(lead + (-1,)),
+          "nonempty": nonempty.reshape(lead)}
+
+
 class AVSMetrics:
   """The reference's test scoring over rows of whole videos, in CSV order.
 
   `update(rows)` takes finite `logits` and `masks` (videos, T, H, W) (or frames
-  (videos·T, H, W)), T = `frames_per_video`, in any chunks; they are regrouped
-  into the reference test loader's batches of `batch_size` videos (the last may
-  be partial), since M_F takes its best threshold per batch. `result()` is
+  (videos·T, H, W)), T = `frames_per_video`, or their `frame_stats` (`iou`,
+  `f_curve`, `nonempty`: (videos, T, ...) or per frame), in any chunks; the frames are
+  regrouped into the reference test loader's batches of `batch_size` videos (the last
+  may be partial), since M_F takes its best threshold per batch. `result()` is
   `AVSAccumulator.result()`.
   """
 
@@ -195,11 +216,21 @@ class AVSMetrics:
                num_thresholds: int = NUM_THRESHOLDS, beta2: float = BETA2):
     self.frames_per_batch = batch_size * frames_per_video
     self.frames_per_video = frames_per_video
+    self.num_thresholds, self.beta2 = num_thresholds, beta2
     self.accumulator = AVSAccumulator(num_thresholds=num_thresholds, beta2=beta2)
-    self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+    self.pending = {k: [] for k in FRAME_STATS}
     self.pending_frames = 0
 
   def update(self, rows) -> None:
+    stats = self._stats(rows) if "logits" in rows else self._given_stats(rows)
+    for key in FRAME_STATS:
+      self.pending[key].append(stats[key])
+    self.pending_frames += len(stats["iou"])
+    while self.pending_frames >= self.frames_per_batch:
+      self._score(self.frames_per_batch)
+
+  def _stats(self, rows) -> dict[str, np.ndarray]:
+    """Per-frame stats of `logits` and `masks`."""
     for key in ("logits", "masks"):
       x = checks.finite(rows[key], key)
       if x.ndim == 4 and x.shape[1] != self.frames_per_video:
@@ -209,17 +240,31 @@ class AVSMetrics:
     if p.shape != g.shape or p.shape[0] % self.frames_per_video:
       raise ValueError(f"logits {p.shape} and masks {g.shape} must match and hold whole "
                        f"videos of {self.frames_per_video} frames")
-    self.pending.append((p, g))
-    self.pending_frames += p.shape[0]
-    while self.pending_frames >= self.frames_per_batch:
-      self._score(self.frames_per_batch)
+    return frame_stats(p, g, num_thresholds=self.num_thresholds, beta2=self.beta2)
+
+  def _given_stats(self, rows) -> dict[str, np.ndarray]:
+    """`frame_stats` rows, flattened to frames and checked."""
+    missing = [k for k in FRAME_STATS if k not in rows]
+    if missing:
+      raise KeyError(f"AVS rows need `logits` and `masks`, or {list(FRAME_STATS)}; missing "
+                     f"{missing}")
+    iou = checks.finite(np.asarray(rows["iou"], np.float32), "iou").reshape(-1)
+    f = checks.finite(np.asarray(rows["f_curve"], np.float32), "f_curve")
+    f = f.reshape(-1, f.shape[-1])
+    nonempty = np.asarray(rows["nonempty"], bool).reshape(-1)
+    if not len(iou) == len(f) == len(nonempty) or len(iou) % self.frames_per_video:
+      raise ValueError(f"iou ({len(iou)} frames), f_curve ({len(f)}) and nonempty "
+                       f"({len(nonempty)}) must match and hold whole videos of "
+                       f"{self.frames_per_video} frames")
+    if f.shape[1] != self.num_thresholds:
+      raise ValueError(f"f_curve has {f.shape[1]} thresholds, the metric {self.num_thresholds}")
+    return {"iou": iou, "f_curve": f, "nonempty": nonempty}
 
   def _score(self, frames: int):
-    p = np.concatenate([x for x, _ in self.pending])
-    g = np.concatenate([y for _, y in self.pending])
-    self.accumulator.update(p[:frames], g[:frames])
-    self.pending = [(p[frames:], g[frames:])] if frames < p.shape[0] else []
-    self.pending_frames = p.shape[0] - frames
+    stats = {k: np.concatenate(v) for k, v in self.pending.items()}
+    self.accumulator.update_frames(*(stats[k][:frames] for k in FRAME_STATS))
+    self.pending = {k: [v[frames:]] for k, v in stats.items()}
+    self.pending_frames = len(stats["iou"]) - frames
 
   def result(self) -> dict[str, float]:
     if self.pending_frames:

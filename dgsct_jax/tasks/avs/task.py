@@ -1,26 +1,75 @@
-"""AVS as a Task (scoring; the model comes with the AVS issue).
+"""AVS as a Task: a sounding-object mask for each of a video's five frames (AVSBench S4 / MS3).
 
-Predictions (`python -m dgsct_jax.score --task=avs --predictions=F`), .npz:
-`logits` and binary `masks`, (videos, T, H, W) in CSV order. Batching is the
-reference test loader's (`--batch_size` videos, default 4; M_F takes its best
-threshold per batch). With `--annotations` (the AVSBench meta CSV,
-s4_meta_data.csv or ms3_meta_data.csv) the file must hold every video of
-`--split` (default test); fewer are scored only with `--allow_subset` (and
-reported as a subset).
+Config (configs/avs.py): `model` (presets.avs: the subset fixes the adapters, γ and
+whether HTS-AT trains), `loss.bce_frames` ('first': S4's BCE on the first frame, the
+only one its training split annotates; 'all': MS3's) and `loss.kl_weight` (MS3's 0.5
+audio–masked-visual term), `metric.batch_size` (videos per M_F batch: the reference
+test loader's 4).
+
+Predictions: the trainer's `predictions.jsonl` holds one row per video: `name` and the
+per-frame numbers both metrics are made of (`metrics.avs.frame_stats`: `iou` (5,),
+`f_curve` (5, 255), `nonempty` (5,)), which score exactly as the masks they come from;
+or an .npz (`python -m dgsct_jax.score --task=avs --predictions=F`): `logits` and binary
+`masks`, (videos, T, H, W) in CSV order. Batching is the reference test loader's
+(`--batch_size` videos, default 4; M_F takes its best threshold per batch). With
+`--annotations` (the AVSBench meta CSV, s4_meta_data.csv or ms3_meta_data.csv) the
+file must hold every video of `--split` (default test); fewer are scored only with
+`--allow_subset` (and reported as a subset).
 """
+
 from dgsct_jax.metrics import avs
+from dgsct_jax.models import avs as avs_model
 from dgsct_jax.tasks import base
 from dgsct_jax.tasks import predictions_file
+from dgsct_jax.tasks.avs import losses as avs_losses
+
+T = 5  # frames (one-second segments) per video
+
+
+def mask_size(model_config) -> int:
+  """Side of the decoder's masks (224 at the reference sizes): 4× its first stage grid.
+  Frames come at this size too (the model resizes them for Swin)."""
+  return 4 * model_config.head.feature_sizes[0]
 
 
 class AVS(base.Task):
-  """M_J (mIoU) and M_F of the predicted masks (percent)."""
+  """M_J (mIoU) and M_F of the predicted masks (percent); the best checkpoint has the
+  highest M_J (the reference's choice)."""
 
   name = "avs"
+  selection_metric = "miou"
+  selection_mode = "max"
   scoring_options = ("batch_size", "frames_per_video", "annotations", "split", "allow_subset")
 
-  def metrics(self, batch_size: int = 4, frames_per_video: int = 5, **options):
+  def batch_spec(self) -> dict[str, base.Field]:
+    model = self.config.model
+    size = mask_size(model)
+    return {
+        "frames": base.Field((T, 3, size, size), "float32", base.INPUT),
+        "audio": base.Field((T, model.htsat.sample_rate), "float32", base.INPUT),
+        "masks": base.Field((T, size, size), "float32", base.TARGET),
+        "name": base.Field((), "str", base.HOST),
+    }
+
+  def build_model(self, rngs):
+    return avs_model.AVSModel(self.config.model, rngs=rngs)
+
+  def apply(self, model, inputs, *, deterministic, rngs):
+    return model(inputs["audio"], inputs["frames"], deterministic=deterministic, rngs=rngs)
+
+  def losses(self, outputs, batch):
+    return avs_losses.losses(outputs, batch["masks"], **self.config.loss)
+
+  def eval_outputs(self, outputs, batch):
+    masks = batch["masks"]
+    return {"logits": outputs["pred"][..., 0].reshape(masks.shape), "masks": masks}
+
+  def metrics(self, batch_size: int | None = None, frames_per_video: int = T, **options):
+    """The reference's test scoring, `batch_size` videos per batch (default: the run's
+    `metric.batch_size`, or 4 when scoring)."""
     del options
+    if batch_size is None:
+      batch_size = self.config.metric.batch_size if self.config is not None else 4
     return avs.AVSMetrics(batch_size=batch_size, frames_per_video=frames_per_video)
 
   def summary(self, result):
@@ -28,22 +77,32 @@ class AVS(base.Task):
             f"[per-frame mIoU {result['miou_per_frame']:.2f}, "
             f"batch-free M_F {result['fmeasure_dataset']:.2f}]")
 
+  def prediction_rows(self, outputs, host):
+    """One row per video: `name` and its frames' `frame_stats` (module docstring)."""
+    stats = avs.frame_stats(outputs["logits"], outputs["masks"])
+    return super().prediction_rows(stats, host)
+
   def read_predictions(self, path, annotations=None, split: str = "test", allow_subset=False,
-                       frames_per_video: int = 5, **options):
+                       frames_per_video: int = T, **options):
     del options
     data = predictions_file.load(path)
-    predictions_file.need(data, ("logits", "masks"), path)
-    rows = {"logits": data["logits"], "masks": data["masks"]}
+    if "logits" in data or "iou" not in data:
+      predictions_file.need(data, ("logits", "masks"), path)
+      rows = {"logits": data["logits"], "masks": data["masks"]}
+      frames = data["logits"]
+    else:
+      predictions_file.need(data, avs.FRAME_STATS, path)
+      rows = {k: data[k] for k in avs.FRAME_STATS}
+      frames = data["iou"][..., None, None]
     if annotations is None:
       return rows
     # Imported here: the AVSBench builder module brings tensorflow_datasets.
     from dgsct_jax.data.datasets import avsbench  # pylint: disable=import-outside-toplevel
     total = sum(row.split == split for row in avsbench.read_meta(annotations))
-    logits = data["logits"]
-    if logits.ndim == 3 and len(logits) % frames_per_video:
-      raise ValueError(f"{path}: {len(logits)} frames are not whole videos of "
+    if frames.ndim == 3 and len(frames) % frames_per_video:
+      raise ValueError(f"{path}: {len(frames)} frames are not whole videos of "
                        f"{frames_per_video} frames")
-    videos = len(logits) if logits.ndim == 4 else len(logits) // frames_per_video
+    videos = len(frames) if frames.ndim == 4 else len(frames) // frames_per_video
     return predictions_file.covering(rows, path, scored=videos, total=total,
                                      what=f"{split} videos of {annotations}",
                                      allow_subset=allow_subset)
