@@ -21,8 +21,8 @@ def test_task_contract(name, tmp_path, compile_cache):
   (tests/contract_config.py): two epochs of train steps, each ending with an evaluation
   that logs the selection metric, checkpoints, and predict, whose rows the scoring CLI's
   reader scores to the reported numbers (one device: the sharded step is tested with the
-  stand-in; resuming through main is test_tasks.py's documented-config run: it is the
-  same for every task)."""
+  stand-in; so is resuming through main, in test_resume.py: the trainer saves and
+  restores every task's state trees alike)."""
   config = importlib.import_module("contract_config").get_config(f"task={name}")
   task = tasks.for_config(config)
   assert task.fields(base.INPUT) and task.fields(base.TARGET)
