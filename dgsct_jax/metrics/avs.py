@@ -152,15 +152,15 @@ class AVSAccumulator:
     self.f_count = 0
 
   def update(self, logits, masks) -> dict[str, float]:
-    f, nonempty = frame_fmeasure(logits, masks, num_thresholds=self.num_thresholds,
-                                 beta2=self.beta2)
-    return self.update_frames(frame_iou(logits, masks), f, nonempty)
+    return self.update_frames(**frame_stats(logits, masks, num_thresholds=self.num_thresholds,
+                                            beta2=self.beta2))
 
-  def update_frames(self, iou, f, nonempty) -> dict[str, float]:
-    """One batch given by its frames' `frame_iou` (N,) and `frame_fmeasure` (F (N, K),
-    nonempty (N,)): the same numbers as `update` on the frames' logits and masks."""
-    iou = np.asarray(iou, np.float32)
-    f, nonempty = np.asarray(f, np.float32), np.asarray(nonempty, bool)
+  def update_frames(self, iou, f_curve, nonempty) -> dict[str, float]:
+    """One batch given by its frames' `frame_stats`: the same numbers as `update` on the
+    frames' logits and masks."""
+    iou = np.asarray(iou, np.float32).reshape(-1)
+    f = np.asarray(f_curve, np.float32).reshape(len(iou), -1)
+    nonempty = np.asarray(nonempty, bool).reshape(-1)
     self.frame_ious.append(iou)
     self.batch_iou.append(float(iou.sum(dtype=np.float32) / np.float32(len(iou))))
     if nonempty.any():

@@ -86,23 +86,23 @@ class AVS(base.Task):
                        frames_per_video: int = T, **options):
     del options
     data = predictions_file.load(path)
-    if "logits" in data or "iou" not in data:
-      predictions_file.need(data, ("logits", "masks"), path)
-      rows = {"logits": data["logits"], "masks": data["masks"]}
-      frames = data["logits"]
-    else:
+    if "iou" in data and "logits" not in data:
       predictions_file.need(data, avs.FRAME_STATS, path)
       rows = {k: data[k] for k in avs.FRAME_STATS}
-      frames = data["iou"][..., None, None]
+      lead = data["iou"].shape                   # (videos, T) or (frames,)
+    else:
+      predictions_file.need(data, ("logits", "masks"), path)
+      rows = {"logits": data["logits"], "masks": data["masks"]}
+      lead = data["logits"].shape[:-2]
     if annotations is None:
       return rows
     # Imported here: the AVSBench builder module brings tensorflow_datasets.
     from dgsct_jax.data.datasets import avsbench  # pylint: disable=import-outside-toplevel
     total = sum(row.split == split for row in avsbench.read_meta(annotations))
-    if frames.ndim == 3 and len(frames) % frames_per_video:
-      raise ValueError(f"{path}: {len(frames)} frames are not whole videos of "
+    if len(lead) == 1 and lead[0] % frames_per_video:
+      raise ValueError(f"{path}: {lead[0]} frames are not whole videos of "
                        f"{frames_per_video} frames")
-    videos = len(frames) if frames.ndim == 4 else len(frames) // frames_per_video
+    videos = lead[0] if len(lead) == 2 else lead[0] // frames_per_video
     return predictions_file.covering(rows, path, scored=videos, total=total,
                                      what=f"{split} videos of {annotations}",
                                      allow_subset=allow_subset)
