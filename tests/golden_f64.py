@@ -27,6 +27,7 @@ from flax import nnx
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from golden_weights import golden_state_dict  # noqa: E402
+import main_runs  # noqa: E402
 from weight_conversion import archs  # noqa: E402
 from weight_conversion import engine  # noqa: E402
 
@@ -77,7 +78,7 @@ def convert(golden_dir, fixture: str, arch_name: str, config=None):
 def run_subprocess(golden_dir, fixture: str, out_path, timeout: int = 900) -> dict:
   """This script on `fixture` in a JAX_ENABLE_X64 subprocess → its float64 outputs."""
   tests = pathlib.Path(__file__).resolve().parent
-  env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu", XLA_FLAGS="",
+  env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu", XLA_FLAGS=main_runs.COMPILE_FLAGS,
              PYTHONPATH=os.pathsep.join([str(tests.parent), str(tests)]))
   proc = subprocess.run([sys.executable, str(tests / "golden_f64.py"), str(golden_dir), fixture,
                          str(out_path)], env=env, capture_output=True, text=True, timeout=timeout)

@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 
+import main_runs
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ARG = "epochs=2;data.shuffle=False;ckpt.every_steps=2;model.dropout=0.0"
 
@@ -28,7 +30,7 @@ def _free_port() -> int:
 
 def _env(devices: int, **extra):
   env = dict(os.environ, PYTHONPATH=f"{REPO / 'tests'}:{REPO}", JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+             XLA_FLAGS=main_runs.xla_flags(devices))
   env.pop("DGSCT_DISTRIBUTED", None)
   env.update(extra)
   return env

@@ -21,6 +21,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+import main_runs
 import trainer_configs
 from dgsct_jax import checkpointing
 from dgsct_jax import train
@@ -54,7 +55,7 @@ def _command(workdir, *flags, **extra):
 
 def _env():
   return dict(os.environ, PYTHONPATH=f"{REPO / 'tests'}:{REPO}", JAX_PLATFORMS="cpu",
-              XLA_FLAGS="--xla_force_host_platform_device_count=8")
+              XLA_FLAGS=main_runs.xla_flags(8))
 
 
 def _start(workdir, *flags, **extra):
