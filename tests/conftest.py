@@ -1,8 +1,7 @@
 """Test set-up shared by every test module.
 
 * 8 virtual CPU devices, set before jax is imported anywhere, so sharding tests
-  see a real mesh; and main_runs.COMPILE_FLAGS (faster XLA:CPU compiles), which every
-  test subprocess gets too.
+  see a real mesh.
 * `shared_dir`: the read-only reference material in ../shared (golden outputs,
   real annotation files); tests that need it skip with a message when absent.
 * `import_timm()` / `import_laion_htsat()`: the PyTorch references, importable
@@ -20,9 +19,8 @@ import gc
 import os
 import pathlib
 
-import main_runs  # does not import jax
-
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + main_runs.xla_flags(8)).strip()
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

@@ -8,13 +8,15 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # LLVM fully unrolls the small static loops of XLA:CPU kernels at test sizes (the
-# threefry bits of every dropout mask above all), which makes up a large share of the
-# tests' compile time; capping full unrolling leaves the arithmetic as it is.
+# threefry bits of every dropout mask above all), a large share of the compile time of
+# the subprocess runs. Capping it changes how float32 reductions are vectorised (their
+# rounding), so only runs that no float32 parity bound judges get it: the trainer
+# subprocesses and the float64 golden runs, not the in-process parity tests.
 COMPILE_FLAGS = "--xla_backend_extra_options=-unroll-full-max-count=4"
 
 
 def xla_flags(devices: int) -> str:
-  """XLA_FLAGS of a test process on `devices` virtual CPU devices."""
+  """XLA_FLAGS of a subprocess run on `devices` virtual CPU devices."""
   return f"--xla_force_host_platform_device_count={devices} {COMPILE_FLAGS}"
 
 
