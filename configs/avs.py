@@ -16,13 +16,16 @@ once at the end) and runs the frozen encoders in eval mode, which also turns the
 log-mel mixup off.
 
 Arguments (`:name=value,...`, configs/common.py): subset=s4|ms3, variant=large|tiny,
-data=avsbench|random (avsbench: the subset's `avsbench/<subset>` build; 224² frames
-and masks, so the large variant), clean, seed, ablation, runlocal.
+data=avsbench|synthetic/avs|random (avsbench: the subset's `avsbench/<subset>` build;
+224² frames and masks, so the large variant; synthetic/avs: the generated look-alike,
+one sounding object for s4, several for ms3, at the variant's mask size), clean, seed,
+ablation, runlocal.
 """
 import ml_collections
 
 from configs import common
 from dgsct_jax.models import presets
+from dgsct_jax.tasks.avs import task as avs_task
 
 ConfigDict = ml_collections.ConfigDict
 
@@ -36,9 +39,9 @@ RECIPES = {
 def get_config(arg=None):
   arg = common.parse(arg, data="avsbench", seed=123, choices={"subset": presets.AVS_SUBSETS},
                      subset="s4")
-  if arg.data not in ("avsbench", "random"):
+  if arg.data not in ("avsbench", "synthetic/avs", "random"):
     raise ValueError(f"configs/avs.py: data={arg.data!r}; choose 'avsbench' (the subset's "
-                     "AVSBench build) or 'random'")
+                     "AVSBench build), 'synthetic/avs' or 'random'")
   c = common.trainer_config(arg)
   c.task = "avs"
   c.data.name = f"avsbench/{arg.subset}" if arg.data == "avsbench" else arg.data
@@ -47,6 +50,13 @@ def get_config(arg=None):
   lr, batch_size, epochs, loss = RECIPES[arg.subset]
   c.loss = ConfigDict(loss)
   c.metric = ConfigDict({"batch_size": 4})
+  c.figure = ConfigDict({"num_videos": 3})  # masks.png of predict
+  if arg.data == "synthetic/avs":
+    size = avs_task.mask_size(c.model)
+    c.data.synthetic.update(image_size=(size, size), num_segments=avs_task.T,
+                            samples_per_segment=c.model.htsat.sample_rate,
+                            sample_rate=c.model.htsat.sample_rate,
+                            multi_source=arg.subset == "ms3")
 
   c.epochs = epochs
   c.batch_size = batch_size

@@ -36,7 +36,7 @@ ENCODER_PREFIX = {"visual": "swin", "audio": "htsat"}
 
 # 'avsbench': configs/avs.py's subset's build.
 DATA = ("ave", "llp", "avsbench", "avsbench/s4", "avsbench/ms3", "music_avqa", "synthetic",
-        "synthetic/llp", "random")
+        "synthetic/llp", "synthetic/avs", "random")
 
 
 def parse(arg, *, data: str, seed: int, choices=None, **task_args):
@@ -64,7 +64,8 @@ def trainer_config(arg) -> ConfigDict:
   c.data.splits = {"train": "train", "val": "val", "test": "test"}
   c.data.image_size = ()  # (H, W) of decoded frames (set by the task); () = the dataset's
   c.data.sizes = {"train": 0, "val": 0, "test": 0}  # synthetic only; 0 = the default size
-  # 'synthetic/llp' reads the keys its config has (feature_dim, max_events: its defaults).
+  # 'synthetic/llp' and 'synthetic/avs' read the keys their configs have (the others:
+  # their defaults).
   c.data.synthetic = {"num_classes": 28, "num_segments": 10, "image_size": (192, 192),
                       "samples_per_segment": 32000, "sample_rate": 32000,
                       "noise_level": 0.05, "seed": 0}
@@ -104,7 +105,7 @@ def trainer_config(arg) -> ConfigDict:
 
   if arg.runlocal:
     c.data.sizes = {"train": 32, "val": 16, "test": 16}  # generated data
-    if arg.data not in ("synthetic", "synthetic/llp", "random"):
+    if not arg.data.startswith("synthetic") and arg.data != "random":
       c.data.splits = {"train": "train[:32]", "val": "val[:16]", "test": "test[:16]"}
     c.epochs, c.batch_size, c.eval.batch_size = 2, 8, 8
     c.ckpt.every_steps, c.log.every_steps = 4, 2

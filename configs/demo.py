@@ -2,6 +2,7 @@ r"""The README's first command: tiny DG-SCT on embedded synthetic data, on a CPU
 
     make demo             # = python -m dgsct_jax.main --config=configs/demo.py --workdir=runs/demo
     make demo TASK=avvp   # = ... --config=configs/demo.py:task=avvp --workdir=runs/demo_avvp
+    make demo TASK=avs    # = ... --config=configs/demo.py:task=avs --workdir=runs/demo_avs
 
 1. pretrains the tiny Swin-V2 and HTS-AT encoders on the synthetic AVE training split
    (dgsct_jax/pretrain.py) into <workdir>/encoders/ unless they are there already
@@ -12,9 +13,11 @@ r"""The README's first command: tiny DG-SCT on embedded synthetic data, on a CPU
    task's figure into the workdir.
 
 Tasks: `ave` (event localisation: segment accuracy vs the majority class;
-attention.png) and `avvp` (video parsing on LLP-shaped videos with audio-only,
+attention.png), `avvp` (video parsing on LLP-shaped videos with audio-only,
 visual-only and audio-visual events: the ten AVVP F-scores vs the most frequent
-class everywhere; timelines.png).
+class everywhere; timelines.png) and `avs` (S4-style segmentation of the one sounding
+object among up to three on screen, `synthetic_avs.py`: M_J and M_F vs predicting
+every object; masks.png).
 
 The recipe is the clean variant of configs/<task>.py (eval-mode encoders, model
 selection on the validation split) with demo-sized data and a shorter schedule.
@@ -24,6 +27,7 @@ instead (the demo's comparison table), `epochs=N` (default: the task's), `seed=N
 import ml_collections
 
 from configs import ave
+from configs import avs
 from configs import avvp
 from dgsct_jax import config_utils
 
@@ -31,7 +35,8 @@ NUM_CLASSES = 6
 
 
 # task → (its config module, the synthetic source, epochs, lr halved every k epochs)
-TASKS = {"ave": (ave, "synthetic", 4, 2), "avvp": (avvp, "synthetic/llp", 10, 4)}
+TASKS = {"ave": (ave, "synthetic", 4, 2), "avvp": (avvp, "synthetic/llp", 10, 4),
+         "avs": (avs, "synthetic/avs", 4, 2)}
 
 
 def get_config(arg=None):
@@ -40,7 +45,8 @@ def get_config(arg=None):
   module, data, epochs, halve_every = TASKS[arg.task]
   c = module.get_config(f"variant=tiny,data={data},clean,seed={arg.seed},"
                         f"ablation={arg.ablation}")
-  c.model.num_classes = NUM_CLASSES
+  if c.model.num_classes > 1:  # the tasks that name classes (AVS predicts one mask)
+    c.model.num_classes = NUM_CLASSES
   c.data.synthetic.num_classes = NUM_CLASSES
   c.data.sizes = {"train": 512, "val": 96, "test": 128}
   c.data.read_threads = 2

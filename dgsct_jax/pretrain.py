@@ -61,9 +61,14 @@ class EncoderClassifier(nnx.Module):
 
 def event_segments(config, split: str, videos: int) -> tuple[dict, np.ndarray]:
   """({'frames': (N, 3, H, W), 'audio': (N, S)}, class (N,)) of the event segments of
-  `videos` synthetic videos."""
-  source = synthetic.SyntheticSource(
-      split, videos, sources.synthetic_config("synthetic", config.data.synthetic.to_dict()))
+  `videos` synthetic AVE videos, whatever the task's own synthetic data: the classes and
+  sounds of `data.synthetic`, frames at Swin's input size, 10 segments per video (so
+  every task's demo pretrains the same encoders; AVS's frames are its larger mask size)."""
+  synthetic_config = dataclasses.replace(
+      sources.synthetic_config("synthetic", config.data.synthetic.to_dict()),
+      image_size=(config.model.swin.img_size,) * 2,
+      num_segments=synthetic.SyntheticConfig.num_segments)
+  source = synthetic.SyntheticSource(split, videos, synthetic_config)
   frames, audio, labels = [], [], []
   background = source.num_labels - 1
   for i in range(len(source)):

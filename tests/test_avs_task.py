@@ -112,4 +112,5 @@ def test_prediction_rows_score_as_the_logits(tmp_path):
   metrics.update(outputs)
   want = avs_metrics.evaluate_dataset(outputs["logits"], outputs["masks"], batch_size=4)
   assert metrics.result() == want
+  del want["baseline_miou_per_frame"]  # the rows do not hold the masks
   assert score.score("avs", path) == want

@@ -108,6 +108,7 @@ def test_miou_is_mean_over_batches_with_partial_last_batch():
   r = avs.evaluate_dataset(logits, masks, batch_size=2, frames_per_video=1)
   assert r["miou"] == pytest.approx(100 * ((1 + 0) / 2 + 0.5) / 2, rel=1e-6)
   assert r["miou_per_frame"] == pytest.approx(100 * 1.5 / 3, rel=1e-6)
+  assert r["baseline_miou_per_frame"] == pytest.approx(100 * 0.5, rel=1e-6)  # 1 px of 2
   assert [list(b) for b in avs.split_batches(3, 2)] == [[0, 1], [2]]
 
 
@@ -119,7 +120,9 @@ def test_accumulator_matches_evaluate_dataset_on_random_batches():
   acc = avs.AVSAccumulator()
   for b in range(0, 6, 4):
     acc.update(logits[b:b + 4], masks[b:b + 4])
-  assert acc.result() == avs.evaluate_dataset(logits, masks, batch_size=4)
+  want = avs.evaluate_dataset(logits, masks, batch_size=4)
+  assert want.pop("baseline_miou_per_frame") > 0
+  assert acc.result() == want
   with pytest.raises(ValueError, match="whole videos"):
     avs.evaluate_dataset(logits[:, :4], masks[:, :4].reshape(-1, 16, 16), batch_size=4)
 
@@ -150,6 +153,7 @@ def test_frame_stats_rows_score_as_their_logits_through_json():
   for start, stop in ((0, 2), (2, 6), (6, 7)):
     metrics.update({k: v[start:stop] for k, v in stats.items()})
   want = avs.evaluate_dataset(logits, masks, batch_size=3)
+  del want["baseline_miou_per_frame"]  # the masks are not in the rows
   assert metrics.result() == want and want["num_batches"] == 3
   with pytest.raises(KeyError, match="nonempty"):
     avs.AVSMetrics().update({"iou": stats["iou"], "f_curve": stats["f_curve"]})

@@ -81,7 +81,7 @@ class SyntheticLlpSource:
     return element
 
 
-def _span(rng: np.random.Generator, t_count: int, inside: int | None = None) -> np.ndarray:
+def random_span(rng: np.random.Generator, t_count: int, inside: int | None = None) -> np.ndarray:
   """bool (t_count,): a random contiguous run of segments, containing `inside` if given."""
   length = int(rng.integers(1, t_count + 1))
   lo, hi = 0, t_count - length
@@ -99,9 +99,10 @@ def sample_events(rng: np.random.Generator, cfg: SyntheticLlpConfig
   count = int(rng.integers(1, cfg.max_events + 1))
   for c in rng.choice(cfg.num_classes, size=count, replace=False):
     kind = rng.choice(3, p=_EVENT_KINDS)
-    audio_span = visual_span = _span(rng, cfg.num_segments)
+    audio_span = visual_span = random_span(rng, cfg.num_segments)
     if kind == _AUDIO_VISUAL and rng.random() < _OTHER_VISUAL_SPAN:
-      visual_span = _span(rng, cfg.num_segments, int(rng.choice(np.flatnonzero(audio_span))))
+      inside = int(rng.choice(np.flatnonzero(audio_span)))
+      visual_span = random_span(rng, cfg.num_segments, inside)
     audible[c] = audio_span & (kind != _VISUAL_ONLY)
     visible[c] = visual_span & (kind != _AUDIO_ONLY)
   return audible, visible
@@ -122,7 +123,7 @@ def class_features(num_classes: int, dim: int) -> np.ndarray:
   return (v * (np.sqrt(dim) / np.linalg.norm(v, axis=1, keepdims=True))).astype(np.float32)
 
 
-def _cells(h: int, w: int, s: int) -> tuple[np.ndarray, tuple[int, int]]:
+def cells(h: int, w: int, s: int) -> tuple[np.ndarray, tuple[int, int]]:
   """Top-left corners (n, 2) of the non-overlapping cells of a frame, and the cell size."""
   cell = (h // (h // s), w // (w // s))
   ys, xs = np.mgrid[:h // cell[0], :w // cell[1]]
@@ -140,7 +141,7 @@ def render(audible: np.ndarray, visible: np.ndarray, rng: np.random.Generator,
   s = bank.sprites.shape[-1]
   frames = synthetic.backgrounds(rng, bank, t_count)
   shown = np.flatnonzero(visible.any(1))
-  corners, cell = _cells(h, w, s)
+  corners, cell = cells(h, w, s)
   corners = corners[rng.permutation(len(corners))[np.arange(len(shown)) % len(corners)]]
   jitter = rng.integers(0, (cell[0] - s + 1, cell[1] - s + 1), size=(len(shown), t_count, 2))
   for k, c in enumerate(shown):

@@ -209,7 +209,8 @@ class AVSMetrics:
   `f_curve`, `nonempty`: (videos, T, ...) or per frame), in any chunks; the frames are
   regrouped into the reference test loader's batches of `batch_size` videos (the last
   may be partial), since M_F takes its best threshold per batch. `result()` is
-  `AVSAccumulator.result()`.
+  `AVSAccumulator.result()`, plus, when given masks, `baseline_miou_per_frame`: the
+  per-frame mIoU of the whole frame as every mask (a trivial baseline).
   """
 
   def __init__(self, *, batch_size: int = 4, frames_per_video: int = 5,
@@ -220,6 +221,7 @@ class AVSMetrics:
     self.accumulator = AVSAccumulator(num_thresholds=num_thresholds, beta2=beta2)
     self.pending = {k: [] for k in FRAME_STATS}
     self.pending_frames = 0
+    self.baseline_iou = []
 
   def update(self, rows) -> None:
     stats = self._stats(rows) if "logits" in rows else self._given_stats(rows)
@@ -240,6 +242,7 @@ class AVSMetrics:
     if p.shape != g.shape or p.shape[0] % self.frames_per_video:
       raise ValueError(f"logits {p.shape} and masks {g.shape} must match and hold whole "
                        f"videos of {self.frames_per_video} frames")
+    self.baseline_iou.append(frame_iou(np.ones_like(p), g))
     return frame_stats(p, g, num_thresholds=self.num_thresholds, beta2=self.beta2)
 
   def _given_stats(self, rows) -> dict[str, np.ndarray]:
@@ -269,7 +272,11 @@ class AVSMetrics:
   def result(self) -> dict[str, float]:
     if self.pending_frames:
       self._score(self.pending_frames)
-    return self.accumulator.result()
+    result = self.accumulator.result()
+    if self.baseline_iou:
+      result["baseline_miou_per_frame"] = 100 * float(
+          np.concatenate(self.baseline_iou).astype(np.float64).mean())
+    return result
 
 
 def evaluate_dataset(logits, masks, *, batch_size: int = 4, frames_per_video: int = 5,

@@ -16,11 +16,16 @@ or an .npz (`python -m dgsct_jax.score --task=avs --predictions=F`): `logits` an
 file must hold every video of `--split` (default test); fewer are scored only with
 `--allow_subset` (and reported as a subset).
 """
+import pathlib
+
+import numpy as np
+from flax import nnx
 
 from dgsct_jax.metrics import avs
 from dgsct_jax.models import avs as avs_model
 from dgsct_jax.tasks import base
 from dgsct_jax.tasks import predictions_file
+from dgsct_jax.tasks.avs import figure
 from dgsct_jax.tasks.avs import losses as avs_losses
 
 T = 5  # frames (one-second segments) per video
@@ -73,9 +78,12 @@ class AVS(base.Task):
     return avs.AVSMetrics(batch_size=batch_size, frames_per_video=frames_per_video)
 
   def summary(self, result):
-    return (f"M_J (mIoU) {result['miou']:.2f}  M_F {result['fmeasure']:.2f}  "
+    line = (f"M_J (mIoU) {result['miou']:.2f}  M_F {result['fmeasure']:.2f}  "
             f"[per-frame mIoU {result['miou_per_frame']:.2f}, "
             f"batch-free M_F {result['fmeasure_dataset']:.2f}]")
+    if "baseline_miou_per_frame" in result:
+      line += f" (whole-frame masks: per-frame mIoU {result['baseline_miou_per_frame']:.2f})"
+    return line
 
   def prediction_rows(self, outputs, host):
     """One row per video: `name` and its frames' `frame_stats` (module docstring)."""
@@ -106,3 +114,21 @@ class AVS(base.Task):
     return predictions_file.covering(rows, path, scored=videos, total=total,
                                      what=f"{split} videos of {annotations}",
                                      allow_subset=allow_subset)
+
+  def figure(self, model, source, workdir) -> pathlib.Path | None:
+    """masks.png: true and predicted masks over the frames of the first videos."""
+    num_videos = min(self.config.figure.num_videos, len(source))
+    if not num_videos:
+      return None
+    elements = [source[i] for i in range(num_videos)]
+    frames = np.stack([e["frames"] for e in elements])
+    pred = _predict(model, np.stack([e["audio"] for e in elements]), frames)
+    logits = np.asarray(pred[..., 0]).reshape((num_videos,) + elements[0]["masks"].shape)
+    rows = [{"name": e["name"], "frames": e["frames"], "masks": e["masks"], "logits": logits[i]}
+            for i, e in enumerate(elements)]
+    return figure.draw(rows, pathlib.Path(workdir) / "masks.png")
+
+
+@nnx.jit
+def _predict(model, audio, frames):
+  return model(audio, frames, deterministic=True)["pred"]
