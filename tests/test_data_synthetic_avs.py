@@ -106,13 +106,17 @@ def test_mask_figure(tmp_path):
   path = figure.draw(rows, tmp_path / "masks.png")
   image = np.asarray(Image.open(path).convert("RGB"))
   assert image.shape[:2] == figure.pixel_size(2, 5)
-  # Overlays blend their colour into the frame exactly where the mask is on.
+  # The frame is kept inside the mask, dimmed outside, and the mask's edge is white.
   rgb = figure.to_rgb(element["frames"][0])
-  np.testing.assert_allclose(
-      figure.overlay(rgb, element["masks"][0], figure.COLORS["prediction"])[element["masks"][0] > 0],
-      ((1 - figure.ALPHA) * rgb + figure.ALPHA * np.asarray(figure.COLORS["prediction"]))[
-          element["masks"][0] > 0], rtol=1e-6)
-  np.testing.assert_array_equal(figure.overlay(rgb, element["masks"][0] * 0, (1, 0, 0)), rgb)
+  mask = element["masks"][0] > 0
+  edge = figure.boundary(mask)
+  shown = figure.overlay(rgb, mask)
+  np.testing.assert_array_equal(shown[mask & ~edge], rgb[mask & ~edge])
+  np.testing.assert_allclose(shown[~mask], figure.DIM * rgb[~mask], rtol=1e-6)
+  assert (shown[edge] == 1).all() and 0 < edge.sum() < mask.sum()
+  ring = np.ones((3, 3), bool)
+  ring[1, 1] = False  # only the centre has its four neighbours inside
+  np.testing.assert_array_equal(figure.boundary(np.ones((3, 3))), ring)
   np.testing.assert_allclose(
       figure.to_rgb(preprocess.normalize_chw(np.full((3, 2, 2), 0.25, np.float32))), 0.25,
       atol=1e-6)

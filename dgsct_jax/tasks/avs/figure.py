@@ -1,8 +1,9 @@
 """The AVS prediction figure: each video's frames with the true and the predicted mask.
 
-For a few videos, two rows of its five frames: the ground-truth mask over the frame
-(green), then the predicted mask (sigmoid(logit) > 0.5, the metric's rule; orange),
-each frame titled with its IoU (`metrics.avs.frame_iou`, empty-mask rule included).
+For a few videos, two rows of its five frames: the ground-truth mask, then the
+predicted mask (sigmoid(logit) > 0.5, the metric's rule), each frame titled with its IoU
+(`metrics.avs.frame_iou`, empty-mask rule included). A mask is shown by dimming the
+frame outside it and outlining it in white, so it reads on any object colour.
 Frames come ImageNet-normalised as the model reads them and are shown de-normalised.
 Pure numpy + matplotlib (Agg); no model code. The figure has a fixed size that depends
 only on the number of videos and frames (`pixel_size`).
@@ -22,8 +23,7 @@ DPI = 100
 FRAME_PX = 150  # each frame panel, square
 TITLE_PX = 60   # suptitle
 ROW_LABELS = ("ground truth", "prediction")
-COLORS = {"ground truth": (0.1, 0.85, 0.2), "prediction": (1.0, 0.5, 0.05)}
-ALPHA = 0.55
+DIM = 0.3  # brightness kept outside the mask
 
 
 def to_rgb(frame: np.ndarray) -> np.ndarray:
@@ -33,10 +33,18 @@ def to_rgb(frame: np.ndarray) -> np.ndarray:
   return np.clip(frame * std + mean, 0, 1).transpose(1, 2, 0)
 
 
-def overlay(rgb: np.ndarray, mask: np.ndarray, color) -> np.ndarray:
-  """`rgb` (H, W, 3) with `color` blended in where `mask` (H, W) is on."""
-  on = np.asarray(mask, bool)[..., None]
-  return np.where(on, (1 - ALPHA) * rgb + ALPHA * np.asarray(color, np.float32), rgb)
+def boundary(mask: np.ndarray) -> np.ndarray:
+  """bool (H, W): the pixels of `mask` with a 4-neighbour outside it (or the border)."""
+  on = np.pad(np.asarray(mask, bool), 1)
+  inner = on[1:-1, :-2] & on[1:-1, 2:] & on[:-2, 1:-1] & on[2:, 1:-1]
+  return on[1:-1, 1:-1] & ~inner
+
+
+def overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+  """`rgb` (H, W, 3) dimmed outside `mask` (H, W), the mask outlined in white."""
+  on = np.asarray(mask, bool)
+  out = np.where(on[..., None], rgb, DIM * rgb)
+  return np.where(boundary(on)[..., None], np.float32(1.0), out)
 
 
 def pixel_size(num_videos: int, num_frames: int) -> tuple[int, int]:
@@ -60,8 +68,7 @@ def draw(rows, path) -> pathlib.Path:
     for r, label in enumerate(ROW_LABELS):
       for t in range(num_frames):
         ax = axes[2 * v + r, t]
-        ax.imshow(overlay(to_rgb(np.asarray(row["frames"][t], np.float32)), shown[label][t],
-                          COLORS[label]))
+        ax.imshow(overlay(to_rgb(np.asarray(row["frames"][t], np.float32)), shown[label][t]))
         ax.set_xticks([])
         ax.set_yticks([])
         if r == 1:
@@ -70,7 +77,7 @@ def draw(rows, path) -> pathlib.Path:
           ax.set_title(row["name"], fontsize=8, loc="left", pad=2)
         if t == 0:
           ax.set_ylabel(label, fontsize=8)
-  fig.suptitle("AVS: sounding-object masks, ground truth (green) vs prediction (orange)",
+  fig.suptitle("AVS: sounding-object masks (outlined; the frame dimmed outside them)",
                fontsize=11)
   path = pathlib.Path(path)
   fig.savefig(path, dpi=DPI)
