@@ -1,6 +1,7 @@
 """`--config=tests/contract_config.py:task=<name>`: a registered task's own config
-(configs/<name>.py, tiny variant, `runlocal`) on random data of its batch spec
-(`data=random`) with randomly initialised encoders, and a schedule that trains,
+(configs/<name>.py, tiny variant, `runlocal`) on the task's synthetic look-alike
+(`SYNTHETIC`; random data of its batch spec, `data=random`, for a task without one) with
+randomly initialised encoders, and a schedule that trains,
 evaluates, checkpoints and predicts (without the task's figure): runlocal's epochs of 4
 steps of 8 examples (so the AVE training step is the one test_tasks.py's documented run
 compiles, and that run reads it from the shared compilation cache), a validation split
@@ -9,11 +10,13 @@ import importlib
 
 from dgsct_jax import config_utils
 
+SYNTHETIC = {"ave": "synthetic", "avvp": "synthetic/llp", "avs": "synthetic/avs"}
+
 
 def get_config(arg=None):
   arg = config_utils.parse_arg(arg, task="ave")
   c = importlib.import_module(f"configs.{arg.task}").get_config(
-      "variant=tiny,data=random,runlocal")
+      f"variant=tiny,data={SYNTHETIC.get(arg.task, 'random')},runlocal")
   c.init_from = {}
   c.data.sizes = {"train": 32, "val": 8, "test": 12}
   c.eval.select_split = "val"

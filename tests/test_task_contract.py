@@ -1,5 +1,6 @@
 """The contract every registered trainable task meets, through `python -m dgsct_jax.main`
-(tests/contract_config.py: the task's tiny model on random batches of its spec).
+(tests/contract_config.py: the task's tiny model on its synthetic look-alike, or on random
+batches of its spec).
 
 In its own file so that pytest-xdist (`--dist loadfile`) runs it beside test_tasks.py's
 other end-to-end runs; the compilation cache (conftest `compile_cache`) is shared."""
@@ -17,7 +18,7 @@ import main_runs
 
 @pytest.mark.parametrize("name", tasks.trainable_names())
 def test_task_contract(name, tmp_path, compile_cache):
-  """`python -m dgsct_jax.main` on the task's tiny model and random batches of its spec
+  """`python -m dgsct_jax.main` on the task's tiny model and synthetic data
   (tests/contract_config.py): two epochs of train steps, each ending with an evaluation
   that logs the selection metric, checkpoints, and predict, whose rows the scoring CLI's
   reader scores to the reported numbers (one device: the sharded step is tested with the

@@ -62,31 +62,44 @@ def _shape_mask(kind: str, size: int) -> np.ndarray:
   return masks[kind].astype(np.float32)
 
 
-class SyntheticSource:
-  """Random-access source (`len`, `[i]`) of synthetic AVE-like videos for one split."""
+class GeneratedSource:
+  """What every generated source shares: a split of `size` videos (default: the split's
+  `DEFAULT_SPLIT_SIZES`) whose element i is a pure function of (config.seed, split, i),
+  drawn from `rng(i)`."""
 
-  def __init__(self, split: str = "train", size: int | None = None,
-               config: SyntheticConfig = SyntheticConfig()):
+  def __init__(self, split: str, size: int | None, config):
     if split not in SPLIT_IDS:
       raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_IDS)}")
     self.split = split
     self.size = DEFAULT_SPLIT_SIZES[split] if size is None else int(size)
     self.config = config
-    self.num_labels = config.num_classes + 1
-    self._bank = class_bank(config)
 
   def __len__(self) -> int:
     return self.size
 
   def __repr__(self) -> str:
-    return f"SyntheticSource(split={self.split!r}, size={self.size}, config={self.config})"
+    return f"{type(self).__name__}(split={self.split!r}, size={self.size}, config={self.config})"
+
+  def rng(self, index: int) -> np.random.Generator:
+    """The random generator of element `index` (which must be in the split)."""
+    if not 0 <= index < self.size:
+      raise IndexError(f"index {index} out of range for split {self.split!r} of size {self.size}")
+    return np.random.default_rng((self.config.seed, SPLIT_IDS[self.split], index))
+
+
+class SyntheticSource(GeneratedSource):
+  """Random-access source (`len`, `[i]`) of synthetic AVE-like videos for one split."""
+
+  def __init__(self, split: str = "train", size: int | None = None,
+               config: SyntheticConfig = SyntheticConfig()):
+    super().__init__(split, size, config)
+    self.num_labels = config.num_classes + 1
+    self._bank = class_bank(config)
 
   def __getitem__(self, index: int) -> dict:
     index = int(index)
-    if not 0 <= index < self.size:
-      raise IndexError(f"index {index} out of range for split {self.split!r} of size {self.size}")
-    rng = np.random.default_rng((self.config.seed, SPLIT_IDS[self.split], index))
-    return _video(rng, self.config, self._bank, f"synthetic_{self.split}_{index:07d}")
+    return _video(self.rng(index), self.config, self._bank,
+                  f"synthetic_{self.split}_{index:07d}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,13 +43,11 @@ class SyntheticAvsConfig:
   seed: int = 0
 
 
-class SyntheticAvsSource:
+class SyntheticAvsSource(synthetic.GeneratedSource):
   """Random-access source (`len`, `[i]`) of synthetic AVSBench-like videos for one split."""
 
   def __init__(self, split: str = "train", size: int | None = None,
                config: SyntheticAvsConfig = SyntheticAvsConfig()):
-    if split not in synthetic.SPLIT_IDS:
-      raise ValueError(f"unknown split {split!r}; expected one of {sorted(synthetic.SPLIT_IDS)}")
     if not 1 <= config.max_objects <= config.num_classes:
       raise ValueError(f"max_objects must be in [1, num_classes={config.num_classes}], "
                        f"got {config.max_objects}")
@@ -58,22 +56,12 @@ class SyntheticAvsSource:
     if config.max_objects > num_cells:
       raise ValueError(f"max_objects={config.max_objects}: a {config.image_size} frame has "
                        f"room for {num_cells} objects")
-    self.split = split
-    self.size = synthetic.DEFAULT_SPLIT_SIZES[split] if size is None else int(size)
-    self.config = config
-
-  def __len__(self) -> int:
-    return self.size
-
-  def __repr__(self) -> str:
-    return f"SyntheticAvsSource(split={self.split!r}, size={self.size}, config={self.config})"
+    super().__init__(split, size, config)
 
   def __getitem__(self, index: int) -> dict:
     index = int(index)
-    if not 0 <= index < self.size:
-      raise IndexError(f"index {index} out of range for split {self.split!r} of size {self.size}")
     cfg = self.config
-    rng = np.random.default_rng((cfg.seed, synthetic.SPLIT_IDS[self.split], index))
+    rng = self.rng(index)
     classes = rng.choice(cfg.num_classes, size=int(rng.integers(1, cfg.max_objects + 1)),
                          replace=False)
     sounding = sample_sounding(rng, len(classes), cfg)
@@ -106,7 +94,7 @@ def render(classes: np.ndarray, sounding: np.ndarray, rng: np.random.Generator,
   """frames, masks and audio of a video showing `classes` (one object each, every
   frame) where object k sounds in the frames `sounding[k]`."""
   bank = synthetic_llp.class_bank(cfg)
-  t_count, (h, w), spl = cfg.num_segments, cfg.image_size, cfg.samples_per_segment
+  t_count, (h, w) = cfg.num_segments, cfg.image_size
   s = bank.sprites.shape[-1]
   frames = synthetic.backgrounds(rng, bank, t_count)
   masks = np.zeros((t_count, h, w), np.float32)
@@ -121,13 +109,5 @@ def render(classes: np.ndarray, sounding: np.ndarray, rng: np.random.Generator,
         np.maximum(masks[t, y:y + s, x:x + s], bank.masks[c, 0], out=masks[t, y:y + s, x:x + s])
   frames = preprocess.normalize_chw(frames, scale=1.0)
 
-  audio = np.empty((t_count, spl), np.float32)
-  noise_at = rng.integers(0, spl, size=t_count)
-  tone_at = rng.integers(0, spl, size=sounding.shape)
-  gains = rng.uniform(0.5, 1.0, size=sounding.shape).astype(np.float32)
-  for t in range(t_count):
-    np.multiply(bank.audio_noise[noise_at[t]:noise_at[t] + spl], np.float32(cfg.noise_level),
-                out=audio[t])
-  for k, t in zip(*np.nonzero(sounding)):
-    audio[t] += gains[k, t] * bank.tones[classes[k], tone_at[k, t]:tone_at[k, t] + spl]
+  audio = synthetic_llp.mix_tones(rng, bank, classes, sounding, cfg)
   return {"frames": frames, "masks": masks, "audio": audio}

@@ -45,31 +45,19 @@ class SyntheticLlpConfig:
   seed: int = 0
 
 
-class SyntheticLlpSource:
+class SyntheticLlpSource(synthetic.GeneratedSource):
   """Random-access source (`len`, `[i]`) of synthetic LLP-like videos for one split."""
 
   def __init__(self, split: str = "train", size: int | None = None,
                config: SyntheticLlpConfig = SyntheticLlpConfig()):
-    if split not in synthetic.SPLIT_IDS:
-      raise ValueError(f"unknown split {split!r}; expected one of {sorted(synthetic.SPLIT_IDS)}")
     if not 1 <= config.max_events <= config.num_classes:
       raise ValueError(f"max_events must be in [1, num_classes={config.num_classes}], "
                        f"got {config.max_events}")
-    self.split = split
-    self.size = synthetic.DEFAULT_SPLIT_SIZES[split] if size is None else int(size)
-    self.config = config
-
-  def __len__(self) -> int:
-    return self.size
-
-  def __repr__(self) -> str:
-    return f"SyntheticLlpSource(split={self.split!r}, size={self.size}, config={self.config})"
+    super().__init__(split, size, config)
 
   def __getitem__(self, index: int) -> dict:
     index = int(index)
-    if not 0 <= index < self.size:
-      raise IndexError(f"index {index} out of range for split {self.split!r} of size {self.size}")
-    rng = np.random.default_rng((self.config.seed, synthetic.SPLIT_IDS[self.split], index))
+    rng = self.rng(index)
     audible, visible = sample_events(rng, self.config)
     element = render(audible, visible, rng, self.config)
     dense = self.split != "train"  # LLP's training videos have weak labels only.
@@ -130,12 +118,29 @@ def cells(h: int, w: int, s: int) -> tuple[np.ndarray, tuple[int, int]]:
   return np.stack([ys.ravel() * cell[0], xs.ravel() * cell[1]], 1), cell
 
 
+def mix_tones(rng: np.random.Generator, bank: synthetic.ClassBank, classes: np.ndarray,
+              on: np.ndarray, cfg) -> np.ndarray:
+  """float32 (T, S) audio: noise, plus the tone of `classes[k]` at a random phase and gain
+  in every segment t where `on[k, t]` (bool (K, T))."""
+  t_count, spl = on.shape[1], cfg.samples_per_segment
+  audio = np.empty((t_count, spl), np.float32)
+  noise_at = rng.integers(0, spl, size=t_count)
+  tone_at = rng.integers(0, spl, size=on.shape)
+  gains = rng.uniform(0.5, 1.0, size=on.shape).astype(np.float32)
+  for t in range(t_count):
+    np.multiply(bank.audio_noise[noise_at[t]:noise_at[t] + spl], np.float32(cfg.noise_level),
+                out=audio[t])
+  for k, t in zip(*np.nonzero(on)):
+    audio[t] += gains[k, t] * bank.tones[classes[k], tone_at[k, t]:tone_at[k, t] + spl]
+  return audio
+
+
 def render(audible: np.ndarray, visible: np.ndarray, rng: np.random.Generator,
            cfg: SyntheticLlpConfig) -> dict:
   """frames, audio, r2p1d of a video where class c is heard in the segments `audible[c]`
   and seen in `visible[c]` (bool (num_classes, num_segments))."""
   bank = class_bank(cfg)
-  t_count, (h, w), spl = cfg.num_segments, cfg.image_size, cfg.samples_per_segment
+  t_count, (h, w) = cfg.num_segments, cfg.image_size
 
   # Frames: every visible class in a cell of its own (cells repeat beyond their number).
   s = bank.sprites.shape[-1]
@@ -150,16 +155,7 @@ def render(audible: np.ndarray, visible: np.ndarray, rng: np.random.Generator,
       synthetic.paste_sprite(frames[t], bank, c, y, x)
   frames = preprocess.normalize_chw(frames, scale=1.0)
 
-  # Audio: noise, plus each audible class's tone at a random phase and gain.
-  audio = np.empty((t_count, spl), np.float32)
-  noise_at = rng.integers(0, spl, size=t_count)
-  tone_at = rng.integers(0, spl, size=audible.shape)
-  gains = rng.uniform(0.5, 1.0, size=audible.shape).astype(np.float32)
-  for t in range(t_count):
-    np.multiply(bank.audio_noise[noise_at[t]:noise_at[t] + spl], np.float32(cfg.noise_level),
-                out=audio[t])
-  for c, t in zip(*np.nonzero(audible)):
-    audio[t] += gains[c, t] * bank.tones[c, tone_at[c, t]:tone_at[c, t] + spl]
+  audio = mix_tones(rng, bank, np.arange(cfg.num_classes), audible, cfg)
 
   r2p1d = visible.T.astype(np.float32) @ class_features(cfg.num_classes, cfg.feature_dim)
   r2p1d += np.float32(cfg.noise_level) * rng.standard_normal(r2p1d.shape, np.float32)
