@@ -16,8 +16,8 @@ Tasks: `ave` (event localisation: segment accuracy vs the majority class;
 attention.png), `avvp` (video parsing on LLP-shaped videos with audio-only,
 visual-only and audio-visual events: the ten AVVP F-scores vs the most frequent
 class everywhere; timelines.png) and `avs` (S4-style segmentation of the one sounding
-object among up to three on screen, `synthetic_avs.py`: M_J and M_F vs predicting
-every object; masks.png).
+object among up to three on screen, `synthetic_avs.py`: M_J and M_F vs whole-frame
+masks; masks.png).
 
 The recipe is the clean variant of configs/<task>.py (eval-mode encoders, model
 selection on the validation split) with demo-sized data and a shorter schedule.
