@@ -34,6 +34,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from dgsct_jax import compile_cache
 from dgsct_jax import host_memory
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path.py:args).",
@@ -53,6 +54,10 @@ _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False,
     "Resume although hyperparameters (lr, batch, epochs, ...) differ from the checkpoint's; "
     "the changes are logged to <workdir>/config_changes.jsonl.")
+_COMPILE_CACHE = flags.DEFINE_string(
+    "compile_cache", None,
+    f"Persistent compilation cache directory (env {compile_cache.ENV}; default "
+    f"{compile_cache.default_dir()}); 'off' disables it.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 NONFINITE_EXIT, USAGE_EXIT, REFUSED_EXIT = 3, 2, 1
@@ -110,7 +115,17 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   from dgsct_jax import distributed  # pylint: disable=import-outside-toplevel
   distributed.initialize(_DISTRIBUTED.value)
+  cache_dir = compile_cache.enable(compile_cache.resolve(_COMPILE_CACHE.value))
+  counts = compile_cache.Counts().listen()
+  try:
+    _run()
+  finally:
+    if cache_dir:
+      print(counts.summary(cache_dir), file=sys.stderr)
 
+
+def _run():
+  """The mode's work, after the process is set up."""
   # pylint: disable=import-outside-toplevel
   from dgsct_jax import checkpointing
   from dgsct_jax import evaluation

@@ -145,12 +145,15 @@ def pytest_collection_modifyitems(items):
   items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a module
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def compile_cache(tmp_path_factory):
-  """Environment for subprocess runs of the trainer: a persistent compilation cache in a
-  folder shared by every xdist worker, so a tiny model compiled once (by any test) is read
-  from the cache by the others."""
+  """One persistent compilation cache for the whole test run, in a folder every xdist
+  worker shares (fresh for each run): a program compiled once, by any test or any
+  `python -m dgsct_jax.main` subprocess (which inherit DGSCT_COMPILE_CACHE), is read by
+  the others, and nothing is written to the user's own cache."""
+  from dgsct_jax import compile_cache as cache  # pylint: disable=import-outside-toplevel
   path = tmp_path_factory.getbasetemp().parent / "jax_compile_cache"
   path.mkdir(exist_ok=True)
-  return {"JAX_COMPILATION_CACHE_DIR": str(path),
-          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+  os.environ[cache.ENV] = str(path)
+  cache.enable(str(path))
+  return path

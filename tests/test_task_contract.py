@@ -17,7 +17,7 @@ import main_runs
 
 
 @pytest.mark.parametrize("name", tasks.trainable_names())
-def test_task_contract(name, tmp_path, compile_cache):
+def test_task_contract(name, tmp_path):
   """`python -m dgsct_jax.main` on the task's tiny model and synthetic data
   (tests/contract_config.py): two epochs of train steps, each ending with an evaluation
   that logs the selection metric, checkpoints, and predict, whose rows the scoring CLI's
@@ -33,7 +33,7 @@ def test_task_contract(name, tmp_path, compile_cache):
   run = main_runs.run("-m", "dgsct_jax.main", f"--config={config_file}:task={name}",
                       f"--workdir={workdir}", "--config.log.progress=False",
                       "--config.epochs=2", "--config.eval.predict_after_train=True",
-                      devices=1, env_extra=compile_cache)
+                      devices=1)
   assert run.returncode == 0, run.stderr[-3000:]
   records = main_runs.records(workdir)
   steps_per_epoch = config.data.sizes.train // config.batch_size

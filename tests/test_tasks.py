@@ -105,7 +105,7 @@ def _ave_build(manual: pathlib.Path, data_dir: pathlib.Path, rows=(32, 16, 16)):
   build.build("ave", manual, data_dir)
 
 
-def test_documented_configs_run_end_to_end(tmp_path, compile_cache):
+def test_documented_configs_run_end_to_end(tmp_path):
   """configs/ave.py's tiny variant trains a few steps on a (small, complete) AVE build and
   predicts, through `python -m dgsct_jax.main` with paths given with `~`; its synthetic
   runlocal variant serves its splits. (The large variant's shapes are checked in
@@ -123,7 +123,7 @@ def test_documented_configs_run_end_to_end(tmp_path, compile_cache):
   run = main_runs.run("-m", "dgsct_jax.main", "--config=configs/ave.py:variant=tiny,data=ave,runlocal",
               "--workdir=~/ave", "--weights_dir=~/weights", "--data_dir=~/tfds",
               "--config.log.progress=False", "--config.eval.predict_after_train=True",
-              devices=1, env_extra=dict(compile_cache, HOME=str(home)))
+              devices=1, env_extra={"HOME": str(home)})
   assert run.returncode == 0, run.stderr[-3000:]
   assert [r["epoch"] for r in main_runs.records(home / "ave") if r["split"] == "test"] == [1, 2]
   assert not (main_runs.REPO / "~").exists()
