@@ -1,19 +1,21 @@
-"""One DG-SCT AVE, AVVP or AVS training step at full size on CPU: time, memory, FLOPs, remat
+"""One DG-SCT AVE, AVVP, AVS or AVQA training step at full size on CPU: time, memory, FLOPs, remat
 choices.
 
-    .venv/bin/python benchmarks/bench_train_step.py [--task ave|avvp|avs]
+    .venv/bin/python benchmarks/bench_train_step.py [--task ave|avvp|avs|avqa]
         [--remat block_dots,block_dots:2,...] [--precision f32,bf16_matmul,bf16] [--videos 1]
         [--steps 3] [--max_temp_gib 16] [--host_allocator auto|system|jemalloc|glibc_thp]
 
 The step is the trainer's for `--task` (its config configs/<task>.py, `Task.build_model`,
 `Task.apply`, `Task.losses` through `steps.forward`): forward in training mode (frozen encoders
 in train mode, adapter BN batch statistics, head dropout; AVVP also log-mel mixup, Gumbel
-assignment, drop path; AVS (configs/avs.py, subset s4) log-mel mixup and HTS-AT trained),
+assignment, drop path; AVS (configs/avs.py, subset s4) log-mel mixup and HTS-AT trained;
+AVQA log-mel mixup and the negative frames through the plain frozen Swin),
 the task's losses, gradients w.r.t. the `Trainable` leaves only (AVE: 201.16 M), an Adam
 update, new BN statistics, on `--videos` videos of the task's `batch_spec` (AVE, AVVP: 10
 segments, frames (V, 10, 3, 192, 192), audio (V, 10, 32000) tiled on device, AVVP's r2p1d
 features (V, 10, 512); AVS: 5 frames (V, 5, 3, 224, 224) resized in the model, masks at the
-decoder's 224²); random inputs and targets, as the trainer's `data=random`; the paper's
+decoder's 224²; AVQA: a question with its video's 10 frames, 10 negative frames and audio);
+random inputs and targets, as the trainer's `data=random`; the paper's
 batch is 8 (AVS S4: 8, MS3: 2). Random weights (the speed does not depend on them). A remat choice is a policy of
 dgsct.REMAT_POLICIES, optionally with `:k` = remat_stages (only the first k stages
 of each encoder are rematerialised). Precisions (rows = remat × precision):
@@ -153,7 +155,7 @@ def run(task_name: str, variant: str, remat: str, precision: str, state, batch, 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--task", default="ave", choices=["ave", "avvp", "avs"])
+  parser.add_argument("--task", default="ave", choices=["ave", "avvp", "avs", "avqa"])
   parser.add_argument("--remat", default="block_dots,block_dots:2")
   parser.add_argument("--precision", default="f32,bf16_matmul,bf16",
                       help=f"comma-separated, of {sorted(PRECISIONS)}")

@@ -36,7 +36,7 @@ ENCODER_PREFIX = {"visual": "swin", "audio": "htsat"}
 
 # 'avsbench': configs/avs.py's subset's build.
 DATA = ("ave", "llp", "avsbench", "avsbench/s4", "avsbench/ms3", "music_avqa", "synthetic",
-        "synthetic/llp", "synthetic/avs", "random")
+        "synthetic/llp", "synthetic/avs", "synthetic/avqa", "random")
 
 
 def parse(arg, *, data: str, seed: int, choices=None, **task_args):

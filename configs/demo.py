@@ -3,6 +3,7 @@ r"""The README's first command: tiny DG-SCT on embedded synthetic data, on a CPU
     make demo             # = python -m dgsct_jax.main --config=configs/demo.py --workdir=runs/demo
     make demo TASK=avvp   # = ... --config=configs/demo.py:task=avvp --workdir=runs/demo_avvp
     make demo TASK=avs    # = ... --config=configs/demo.py:task=avs --workdir=runs/demo_avs
+    make demo TASK=avqa   # = ... --config=configs/demo.py:task=avqa --workdir=runs/demo_avqa
 
 1. pretrains the tiny Swin-V2 and HTS-AT encoders on the synthetic AVE training split
    (dgsct_jax/pretrain.py) into <workdir>/encoders/ unless they are there already
@@ -17,16 +18,19 @@ attention.png), `avvp` (video parsing on LLP-shaped videos with audio-only,
 visual-only and audio-visual events: the ten AVVP F-scores vs the most frequent
 class everywhere; timelines.png) and `avs` (S4-style segmentation of the one sounding
 object among up to three on screen, `synthetic_avs.py`: M_J and M_F vs whole-frame
-masks; masks.png).
+masks; masks.png) and `avqa` (templated questions about who plays, how many and where,
+`synthetic_avqa.py`: accuracy per question type vs the majority answer of each type;
+grounding.png).
 
 The recipe is the clean variant of configs/<task>.py (eval-mode encoders, model
 selection on the validation split) with demo-sized data and a shorter schedule.
-Arguments: `task=ave|avvp`, `ablation=<name>` trains a row of configs/ablations.py
+Arguments: `task=ave|avvp|avs|avqa`, `ablation=<name>` trains a row of configs/ablations.py
 instead (the demo's comparison table), `epochs=N` (default: the task's), `seed=N`.
 """
 import ml_collections
 
 from configs import ave
+from configs import avqa
 from configs import avs
 from configs import avvp
 from dgsct_jax import config_utils
@@ -36,7 +40,8 @@ NUM_CLASSES = 6
 
 # task → (its config module, the synthetic source, epochs, lr halved every k epochs)
 TASKS = {"ave": (ave, "synthetic", 4, 2), "avvp": (avvp, "synthetic/llp", 10, 4),
-         "avs": (avs, "synthetic/avs", 4, 2)}
+         "avs": (avs, "synthetic/avs", 4, 2), "avqa": (avqa, "synthetic/avqa", 6, 3)}
+NAMES_CLASSES = ("ave", "avvp")  # AVS predicts one mask, AVQA one of its 42 answers
 
 
 def get_config(arg=None):
@@ -45,7 +50,7 @@ def get_config(arg=None):
   module, data, epochs, halve_every = TASKS[arg.task]
   c = module.get_config(f"variant=tiny,data={data},clean,seed={arg.seed},"
                         f"ablation={arg.ablation}")
-  if c.model.num_classes > 1:  # the tasks that name classes (AVS predicts one mask)
+  if arg.task in NAMES_CLASSES:
     c.model.num_classes = NUM_CLASSES
   c.data.synthetic.num_classes = NUM_CLASSES
   c.data.sizes = {"train": 512, "val": 96, "test": 128}

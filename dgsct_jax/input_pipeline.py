@@ -26,6 +26,8 @@ def get_source(config, split: str):
   batch spec (`tasks.base.RandomSource`), for any task, without a dataset.
   The synthetic sources take their config from `data.synthetic` (the keys their
   config has: `sources.synthetic_config`) and their size from `data.sizes[split]`.
+  A dataset's own source options (MUSIC-AVQA's negative-frame rule) come from
+  `data.source_options` when the config has that section.
   """
   data = config.data
   if data.name == "random":
@@ -39,6 +41,7 @@ def get_source(config, split: str):
     kwargs["size"] = data.sizes.get(split) or None
   else:
     kwargs["allow_partial"] = data.allow_partial
+    kwargs.update(data.get("source_options", {}))
   try:
     return sources.get_source(data.name, data.splits[split], data.data_dir or None, **kwargs)
   except build_record.PartialBuildError as e:

@@ -120,7 +120,7 @@ def main(argv):
   try:
     _run()
   finally:
-    if cache_dir:
+    if cache_dir and counts.read + counts.compiled:  # a refusal compiles nothing: one line
       print(counts.summary(cache_dir), file=sys.stderr)
 
 

@@ -136,8 +136,9 @@ def pytest_runtest_protocol(item, nextitem):
 LONGEST_FIRST = (
     "test_task_contract.py", "test_dgsct_avs_golden.py", "test_dgsct_ablations.py",
     "test_dgsct_avvp_golden.py", "test_tasks.py", "test_dgsct_ave_golden.py", "test_resume.py",
-    "test_dgsct_ave_golden_f64.py", "test_avvp_head.py", "test_convert_cli.py",
-    "test_avs_head.py", "test_swinv2.py")
+    "test_dgsct_ave_golden_f64.py", "test_avvp_head.py", "test_dgsct_avqa_golden.py",
+    "test_avqa_task.py", "test_convert_cli.py", "test_avs_head.py", "test_avqa_head.py",
+    "test_swinv2.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -49,6 +49,10 @@ FIXTURES = {
     "avvp_head": ("avvp_head",
                   lambda io: (io["input_vis_f16"], io["input_audio_f16"],
                               io["input_video_st_f16"]), AVVP_OUTPUTS),
+    "avqa_head": ("avqa_head",
+                  lambda io: tuple(x.reshape(2, 10, *x.shape[1:]) for x in (
+                      io["input_posi_map_f16"], io["input_nega_map_f16"], io["input_audio_f16"]))
+                  + (io["input_question"],), ("out_qa", "out_match_posi", "out_match_nega")),
 }
 AVS_OUTPUTS = ("pred", "pooled_audio") + tuple(f"a_fea_stage{i}" for i in range(1, 5))
 for _subset in ("s4", "ms3"):
@@ -99,7 +103,8 @@ def main(golden_dir, fixture, out_path):
   model, _ = convert(golden_dir, fixture, arch_name, config)
   widen(model)
   io = np.load(golden_dir / f"{fixture}_io.npz")
-  args = [np.asarray(x).astype(np.float64) for x in inputs(io)]
+  args = [np.asarray(x).astype(np.float64) if np.issubdtype(np.asarray(x).dtype, np.floating)
+          else np.asarray(x) for x in inputs(io)]
   out = nnx.jit(lambda m, *a: m(*a))(model, *args)
   np.savez(out_path, **{k: np.asarray(out[k]) for k in keys})
 

@@ -77,12 +77,14 @@ def test_avqa_source_joins_videos_and_draws_seeded_negatives(avqa):
   samples, full, _ = avqa
   src = sources.get_source("music_avqa", "val", full, image_size=SIZE, seed=3)
   videos = records_of(full)
-  assert len(src) == len(samples)
+  assert len(src) == len(samples) and list(src.answer_names[:2]) == ["yes", "no"]
   for i in (0, 5, 13):
     el = src[i]
     v = int(samples[i]["video_id"][1:])
     assert el["video_id"] == samples[i]["video_id"]
     assert el["answer"] == ["yes", "no"].index(samples[i]["anser"])
+    assert (el["question_id"], el["type"], el["type_id"]) == (
+        samples[i]["question_id"], '["Audio", "Counting"]', 0)  # QUESTION_TYPES[0]
     np.testing.assert_array_equal(el["frames"], records.decode_frames(videos[v]["frames"], SIZE))
     np.testing.assert_array_equal(el["audio"], np.full((10, 32_000), v, np.float32))
     ids = _expected_ids(3, i, v, NUM_VIDEOS)
@@ -93,6 +95,25 @@ def test_avqa_source_joins_videos_and_draws_seeded_negatives(avqa):
   assert not np.array_equal(other[0]["negatives"], src[0]["negatives"])
   plain = sources.get_source("music_avqa", "val", full, image_size=SIZE, negatives=False)
   assert "negatives" not in plain[0]
+
+
+def test_avqa_config_serves_the_task_batch(avqa):
+  """configs/avqa.py on a MUSIC-AVQA build: elements of the AVQA task's batch spec, with
+  the config's negative-frame rule."""
+  from configs import avqa as avqa_config  # pylint: disable=g-import-not-at-top
+  from dgsct_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from dgsct_jax import tasks  # pylint: disable=g-import-not-at-top
+  _, full, _ = avqa
+  config = avqa_config.get_config("variant=tiny,clean")
+  config.data.data_dir = str(full)
+  config.data.splits.train = "val"
+  source = input_pipeline.get_source(config, "train")
+  assert source.reference_negative_rule is False
+  element = source[3]
+  for name, field in tasks.for_config(config).batch_spec().items():
+    assert np.shape(element[name]) == field.shape, name
+    if field.dtype != "str":
+      assert np.asarray(element[name]).dtype == np.dtype(field.dtype), name
 
 
 def records_of(data_dir):

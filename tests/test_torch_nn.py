@@ -32,6 +32,39 @@ def test_lstm_matches_torch(bidirectional):
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_lstm_final_state_matches_torch():
+  """`return_state`: the final (h, c) of PyTorch's time-major LSTM (AVQA's question encoder)."""
+  torch = import_torch()
+  torch.manual_seed(1)
+  ref = torch.nn.LSTM(6, 5, 1)  # time-major, as QstEncoder builds it
+  with torch.no_grad():
+    for p in ref.parameters():
+      p.copy_(torch.randn_like(p) * 0.5)
+  ours = load_torch_state(torch_nn.LSTM(6, 5, bidirectional=False, rngs=nnx.Rngs(0)), ref)
+  x = np.random.default_rng(1).standard_normal((3, 7, 6)).astype(np.float32)
+  _, (h, c) = ref(torch.from_numpy(x).transpose(0, 1))
+  _, (our_h, our_c) = ours(jnp.asarray(x), return_state=True)
+  np.testing.assert_allclose(np.asarray(our_h), h[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(our_c), c[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_lengths_match_torch_packed_sequences():
+  """`lengths`: each sequence's final (h, c) at its own last step, as PyTorch's
+  pack_padded_sequence gives them."""
+  torch = import_torch()
+  torch.manual_seed(2)
+  ref = torch.nn.LSTM(6, 5, 1, batch_first=True)
+  ours = load_torch_state(torch_nn.LSTM(6, 5, bidirectional=False, rngs=nnx.Rngs(0)), ref)
+  x = np.random.default_rng(2).standard_normal((3, 7, 6)).astype(np.float32)
+  lengths = np.asarray([7, 2, 4])
+  packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lengths),
+                                                   batch_first=True, enforce_sorted=False)
+  _, (h, c) = ref(packed)
+  _, (our_h, our_c) = ours(jnp.asarray(x), return_state=True, lengths=jnp.asarray(lengths))
+  np.testing.assert_allclose(np.asarray(our_h), h[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(our_c), c[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_lstm_init_matches_torch_ranges():
   ours = torch_nn.LSTM(4, 16, rngs=nnx.Rngs(0))
   for name in ("weight_ih_l0", "weight_hh_l0_reverse", "bias_ih_l0", "bias_hh_l0_reverse"):

@@ -1,8 +1,8 @@
 """`get_source(name, split, ...)`: random-access sources of decoded element dicts.
 
-Names: 'synthetic', 'synthetic/llp' and 'synthetic/avs' (AVE-, LLP- and
-AVSBench-format elements generated per index, `synthetic.py`, `synthetic_llp.py`,
-`synthetic_avs.py`) and the TFDS datasets of
+Names: 'synthetic', 'synthetic/llp', 'synthetic/avs' and 'synthetic/avqa' (AVE-,
+LLP-, AVSBench- and MUSIC-AVQA-format elements generated per index, `synthetic.py`,
+`synthetic_llp.py`, `synthetic_avs.py`, `synthetic_avqa.py`) and the TFDS datasets of
 `dgsct_jax.data.datasets`: 'ave', 'llp', 'avsbench/s4', 'avsbench/ms3',
 'music_avqa', each served by the `source.make_source` of its package. Every
 source is served by the same grain pipeline (`pipeline.py`). Decoding happens
@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 
 from dgsct_jax.data import synthetic
+from dgsct_jax.data import synthetic_avqa
 from dgsct_jax.data import synthetic_avs
 from dgsct_jax.data import synthetic_llp
 
@@ -29,6 +30,7 @@ _SYNTHETIC = {
     "synthetic": (synthetic.SyntheticSource, synthetic.SyntheticConfig),
     "synthetic/llp": (synthetic_llp.SyntheticLlpSource, synthetic_llp.SyntheticLlpConfig),
     "synthetic/avs": (synthetic_avs.SyntheticAvsSource, synthetic_avs.SyntheticAvsConfig),
+    "synthetic/avqa": (synthetic_avqa.SyntheticAvqaSource, synthetic_avqa.SyntheticAvqaConfig),
 }
 KNOWN_SOURCES = (*_DATASETS, *_SYNTHETIC)
 
@@ -44,7 +46,8 @@ def synthetic_config(name: str, values: dict):
 
 def get_source(name: str, split: str, data_dir=None, *, image_size=None, size=None,
                config: (synthetic.SyntheticConfig | synthetic_llp.SyntheticLlpConfig
-                        | synthetic_avs.SyntheticAvsConfig | None) = None,
+                        | synthetic_avs.SyntheticAvsConfig
+                        | synthetic_avqa.SyntheticAvqaConfig | None) = None,
                allow_partial: bool = True,
                **source_kwargs):
   """A random-access source (`len`, `[i]` -> element dict) for one split.
@@ -52,8 +55,8 @@ def get_source(name: str, split: str, data_dir=None, *, image_size=None, size=No
   Args:
     name: one of `KNOWN_SOURCES`: 'ave', 'llp', 'avsbench/s4', 'avsbench/ms3',
       'music_avqa' (TFDS datasets built once from the releases, see
-      dgsct_jax/data/datasets/*/README.md), 'synthetic', 'synthetic/llp' or
-      'synthetic/avs'.
+      dgsct_jax/data/datasets/*/README.md), 'synthetic', 'synthetic/llp',
+      'synthetic/avs' or 'synthetic/avqa'.
     split: 'train', 'val' or 'test'; for the TFDS datasets any split spec
       ('train[:10%]'); music_avqa joins the qa and videos configs of the split.
     data_dir: TFDS data dir (default: TFDS's, ~/tensorflow_datasets); a
@@ -63,7 +66,8 @@ def get_source(name: str, split: str, data_dir=None, *, image_size=None, size=No
     size: number of videos of a synthetic split (default per split).
     config: `synthetic.SyntheticConfig` for 'synthetic',
       `synthetic_llp.SyntheticLlpConfig` for 'synthetic/llp',
-      `synthetic_avs.SyntheticAvsConfig` for 'synthetic/avs' (classes, frame size,
+      `synthetic_avs.SyntheticAvsConfig` for 'synthetic/avs',
+      `synthetic_avqa.SyntheticAvqaConfig` for 'synthetic/avqa' (classes, frame size,
       samples, seed, ...).
     allow_partial: for the TFDS datasets, whether a partial build (videos
       skipped under --skip_bad or beyond --max_videos_per_split, non-default

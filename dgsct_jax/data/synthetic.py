@@ -29,7 +29,7 @@ DEFAULT_SPLIT_SIZES = {"train": 2048, "val": 256, "test": 256}
 # Segment kinds outside the event span, with probabilities.
 _NEITHER, _VISUAL_ONLY, _AUDIO_ONLY = 0, 1, 2
 _BACKGROUND_KINDS = (0.4, 0.3, 0.3)
-_SHAPES = ("disc", "square", "triangle", "ring", "cross", "hstripes", "vstripes", "diamond")
+SHAPES = ("disc", "square", "triangle", "ring", "cross", "hstripes", "vstripes", "diamond")
 _COLOURS = ((0.95, 0.2, 0.2), (0.2, 0.9, 0.25), (0.25, 0.35, 0.95), (0.95, 0.85, 0.2),
             (0.9, 0.3, 0.9), (0.2, 0.9, 0.9), (1.0, 0.6, 0.2), (0.95, 0.95, 0.95))
 
@@ -121,7 +121,7 @@ def class_bank(cfg: SyntheticConfig) -> ClassBank:
   n = 2 * cfg.samples_per_segment
   t = np.arange(n) / cfg.sample_rate
   for c in range(cfg.num_classes):
-    mask = _shape_mask(_SHAPES[c % len(_SHAPES)], s)
+    mask = _shape_mask(SHAPES[c % len(SHAPES)], s)
     colour = np.asarray(_COLOURS[(c * 3 + c // len(_COLOURS)) % len(_COLOURS)], np.float32)
     masks.append(mask[None])
     sprites.append(colour[:, None, None] * mask[None])

@@ -90,9 +90,10 @@ def sample_sounding(rng: np.random.Generator, num_objects: int,
 
 
 def render(classes: np.ndarray, sounding: np.ndarray, rng: np.random.Generator,
-           cfg: SyntheticAvsConfig) -> dict:
+           cfg: SyntheticAvsConfig, *, with_positions: bool = False) -> dict:
   """frames, masks and audio of a video showing `classes` (one object each, every
-  frame) where object k sounds in the frames `sounding[k]`."""
+  frame) where object k sounds in the frames `sounding[k]`; `with_positions` adds
+  `positions` int (K, T, 2), each object's top-left (y, x) in each frame."""
   bank = synthetic_llp.class_bank(cfg)
   t_count, (h, w) = cfg.num_segments, cfg.image_size
   s = bank.sprites.shape[-1]
@@ -110,4 +111,7 @@ def render(classes: np.ndarray, sounding: np.ndarray, rng: np.random.Generator,
   frames = preprocess.normalize_chw(frames, scale=1.0)
 
   audio = synthetic_llp.mix_tones(rng, bank, classes, sounding, cfg)
-  return {"frames": frames, "masks": masks, "audio": audio}
+  video = {"frames": frames, "masks": masks, "audio": audio}
+  if with_positions:
+    video["positions"] = corners[:, None] + jitter
+  return video

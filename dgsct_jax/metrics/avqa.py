@@ -44,6 +44,14 @@ def parse_type(value) -> tuple[str, str]:
   return str(value[0]), str(value[1])
 
 
+def type_id(value) -> int:
+  """A question type (json string or pair) → its index in `QUESTION_TYPES`."""
+  pair = parse_type(value)
+  if pair not in QUESTION_TYPES:
+    raise ValueError(f"unknown question type {value!r}; MUSIC-AVQA has {QUESTION_TYPES}")
+  return QUESTION_TYPES.index(pair)
+
+
 def type_key(modality: str, subtype: str) -> str:
   return f"{MODALITY_KEYS.get(modality, modality)}/{subtype.lower()}"
 
@@ -112,8 +120,9 @@ class AVQAMetrics:
   """`avqa_accuracy` over a split given in chunks.
 
   `update(rows)`: `prediction` (N,) answer ids or finite `logits` (N, num_answers),
-  `answer` (N,) ids and `type` (N,) json type strings, aligned; ids are in
-  [0, num_answers). Options are `avqa_accuracy`'s.
+  `answer` (N,) ids and `type` (N,) json type strings or indices into `QUESTION_TYPES`,
+  aligned; ids are in [0, num_answers). Options are `avqa_accuracy`'s. The result also
+  holds `baseline/<key>`: the same accuracies of the majority answer of each type.
   """
 
   def __init__(self, *, num_answers: int = NUM_ANSWERS, **options):
@@ -137,13 +146,32 @@ class AVQAMetrics:
     checks.same_length({"prediction": pred, "answer": answer, "type": rows["type"]})
     self.predictions.append(pred)
     self.answers.append(answer)
-    self.types += list(rows["type"])
+    types = np.asarray(rows["type"])
+    if np.issubdtype(types.dtype, np.integer):
+      types = [QUESTION_TYPES[i] for i in checks.class_ids(types, "type", len(QUESTION_TYPES))]
+    self.types += list(types)
 
   def result(self) -> dict[str, float]:
     if not self.predictions:
       raise ValueError("AVQAMetrics.result() called before any update()")
-    return avqa_accuracy(np.concatenate(self.predictions), np.concatenate(self.answers),
-                         self.types, **self.options)
+    answers = np.concatenate(self.answers)
+    out = avqa_accuracy(np.concatenate(self.predictions), answers, self.types, **self.options)
+    baseline = avqa_accuracy(majority_answers(answers, self.types), answers, self.types,
+                             **self.options)
+    out.update({f"baseline/{k}": v for k, v in baseline.items() if not k.startswith("count/")})
+    return out
+
+
+def majority_answers(answers, types: Sequence) -> np.ndarray:
+  """Each question answered with the most frequent answer of its type in `answers` (the
+  majority-answer baseline; ties: the smallest id)."""
+  answers = np.asarray(answers)
+  pairs = [parse_type(t) for t in types]
+  out = np.empty_like(answers)
+  for pair in set(pairs):
+    mask = np.array([p == pair for p in pairs], bool)
+    out[mask] = np.bincount(answers[mask]).argmax()
+  return out
 
 
 def answers_to_ids(answers: Iterable[str], vocab: Sequence[str]) -> np.ndarray:
@@ -158,6 +186,10 @@ def answers_to_ids(answers: Iterable[str], vocab: Sequence[str]) -> np.ndarray:
 
 
 def format_accuracy(acc: Mapping[str, float]) -> str:
-  """The reference printout (`%.2f`), one entry per line."""
+  """The reference printout's entries (`%.2f`) on one line, then the majority-answer
+  baseline's overall accuracy when `acc` has it."""
   keys = [type_key(*p) for p in QUESTION_TYPES] + ["audio", "visual", "av", "overall"]
-  return "\n".join(f"{k}: {acc[k]:.2f} %" for k in keys if k in acc)
+  line = ", ".join(f"{k}: {acc[k]:.2f} %" for k in keys if k in acc)
+  if "baseline/overall" in acc:
+    line += f" (majority answer per type: overall {acc['baseline/overall']:.2f} %)"
+  return line

@@ -71,6 +71,16 @@ HEAD_AVS_TINY = dict(HEAD_AVS, stage_dims=(32, 64, 128, 256), audio_dim=128, cha
                      audio_channels=16, feature_sizes=(24, 12, 6, 3), d_model=32, nhead=2,
                      feedforward_dim=64, output_dims=(16, 8))
 AVS_SUBSETS = ("s4", "ms3")
+# AVQA (spec dgsct_tasks.md §0): AVE's adapters with 2 zero-initialised latent tokens, 4
+# conv groups, no BN, ungated audio adapters and no gate_tk.
+ADAPTER_AVQA = dict(ADAPTER_AVE, num_tokens=2, num_conv_group=4, use_bn=False, audio_gate=False,
+                    token_init="zeros", gate_tk=False)
+# AVST on DG-SCT (`heads.avqa.AVQAHead`): its width is the final Swin width.
+HEAD_AVQA = dict(visual_dim=1536, audio_dim=768, vocab_size=93, num_heads=4,
+                 attention_dropout=0.1, dropout=0.1, match_dims=(512, 256, 128),
+                 pack_questions=False, keep_dead_params=True)
+HEAD_AVQA_TINY = dict(HEAD_AVQA, visual_dim=256, audio_dim=128, num_heads=2,
+                      match_dims=(64, 32, 16))
 HEAD_AVE_TINY = dict(HEAD_AVE, visual_dim=256, audio_dim=128, video_fc_dim=64, audio_fc_dim=32,
                      d_model=32, nhead=2, feedforward_dim=64)
 
@@ -159,3 +169,14 @@ def avs(variant: str = "large", subset: str = "s4") -> dict:
   head = dict(HEAD_AVS if variant == "large" else HEAD_AVS_TINY, gamma=0.05 if s4 else 0.1)
   return dict(config, logmel_mixup=True, train_audio_encoder=s4, resize_frames=True,
               variant=variant, num_classes=1, head=head)
+
+
+def avqa(variant: str = "large") -> dict:
+  """The AVQA model config (`models.avqa.AVQAModel`, spec dgsct_tasks.md §0, §3.2): the
+  backbone with AVQA's adapters and log-mel mixup in training, the 42 answers of
+  MUSIC-AVQA and the AVST `head` (`heads.avqa.AVQAHead` arguments). Tiny: r = 4, so that
+  the bottleneck of HTS-AT-tiny's 16 channels splits into the 4 conv groups."""
+  _check(variant)
+  adapter = ADAPTER_AVQA if variant == "large" else dict(ADAPTER_AVQA, reduction_factor=4)
+  return dict(backbone(variant, adapter=adapter), logmel_mixup=True, variant=variant,
+              num_classes=42, head=dict(HEAD_AVQA if variant == "large" else HEAD_AVQA_TINY))

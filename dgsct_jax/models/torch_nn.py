@@ -1,4 +1,4 @@
-"""PyTorch `nn.LSTM`, `nn.MultiheadAttention` and `nn.Dropout` in Flax NNX.
+"""PyTorch `nn.Embedding`, `nn.LSTM`, `nn.MultiheadAttention` and `nn.Dropout` in Flax NNX.
 
 Parameters keep PyTorch's names *and* layouts (`weight_ih_l0` is (4H, in),
 `in_proj_weight` is (3E, E)), so converting a state dict is the identity; only
@@ -33,13 +33,27 @@ def _uniform(key, shape, bound):
   return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
 
 
+class Embedding(nnx.Module):
+  """`nn.Embedding(num, dim)`: `weight` (num, dim), N(0, 1); the lookup keeps the table's
+  dtype (nnx.Embed would compute in its `param_dtype`)."""
+
+  def __init__(self, num_embeddings: int, embedding_dim: int, *, rngs: nnx.Rngs):
+    self.weight = layers.param(
+        jax.random.normal(rngs.params(), (num_embeddings, embedding_dim), jnp.float32),
+        ("vocab", "embed"))
+
+  def __call__(self, ids):
+    return jnp.take(self.weight.get_value(), ids, axis=0)
+
+
 class LSTM(nnx.Module):
   """One-layer `nn.LSTM(batch_first=True)`, zero initial state, gates (i, f, g, o).
 
   Returns the per-step hidden states (B, T, H) or, bidirectional, the forward
-  and reverse ones concatenated (B, T, 2H) as PyTorch does. The final states
-  are not returned (the references discard them). Dropout between layers does
-  not exist with one layer (PyTorch ignores it too).
+  and reverse ones concatenated (B, T, 2H) as PyTorch does; with
+  `return_state` (unidirectional) also the final (h, c), each (B, H), which
+  AVQA's question encoder reads; `lengths` packs the sequences. Dropout between layers does not exist with
+  one layer (PyTorch ignores it too).
   """
 
   def __init__(self, input_size: int, hidden_size: int, *, bidirectional: bool = True,
@@ -57,30 +71,40 @@ class LSTM(nnx.Module):
         value = _uniform(rngs.params(), shape, bound)
         setattr(self, name + suffix, layers.param(value, axes))
 
-  def _direction(self, x, suffix: str, reverse: bool):
+  def _direction(self, x, suffix: str, reverse: bool, lengths=None):
     w_ih = getattr(self, "weight_ih" + suffix).get_value()
     w_hh = getattr(self, "weight_hh" + suffix).get_value()
     bias = getattr(self, "bias_ih" + suffix).get_value() + getattr(self, "bias_hh" + suffix).get_value()
     inputs = jnp.einsum("btc,gc->tbg", x, w_ih) + bias  # (T, B, 4H), time-major for the scan
 
-    def step(carry, x_gates):
-      h, c = carry
+    def step(carry, xs):
+      (h, c), (x_gates, t) = carry, xs
       gates = x_gates + h @ w_hh.T
       i, f, g, o = jnp.split(gates, 4, axis=-1)
-      c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-      h = jax.nn.sigmoid(o) * jnp.tanh(c)
-      return (h, c), h
+      c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+      h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
+      if lengths is not None:  # a packed sequence: the state stops at its last step
+        live = (t < lengths)[:, None]
+        h_new, c_new = jnp.where(live, h_new, h), jnp.where(live, c_new, c)
+      return (h_new, c_new), h_new
 
     zeros = jnp.zeros((x.shape[0], self.hidden_size), inputs.dtype)
-    _, hs = jax.lax.scan(step, (zeros, zeros), inputs, reverse=reverse)
-    return hs.transpose(1, 0, 2)
+    final, hs = jax.lax.scan(step, (zeros, zeros), (inputs, jnp.arange(x.shape[1])),
+                             reverse=reverse)
+    return hs.transpose(1, 0, 2), final
 
-  def __call__(self, x):
+  def __call__(self, x, *, return_state: bool = False, lengths=None):
+    """`lengths` (B,) (unidirectional): the final state of each sequence is taken at its
+    own last step, as with `pack_padded_sequence`."""
     if x.ndim != 3 or x.shape[-1] != self.input_size:
       raise ValueError(f"LSTM expects (B, T, {self.input_size}), got {x.shape}")
-    out = self._direction(x, "_l0", reverse=False)
+    if (return_state or lengths is not None) and self.bidirectional:
+      raise ValueError("return_state and lengths are for a unidirectional LSTM")
+    out, final = self._direction(x, "_l0", reverse=False, lengths=lengths)
+    if return_state:
+      return out, final
     if self.bidirectional:
-      out = jnp.concatenate([out, self._direction(x, "_l0_reverse", reverse=True)], axis=-1)
+      out = jnp.concatenate([out, self._direction(x, "_l0_reverse", reverse=True)[0]], axis=-1)
     return out
 
 

@@ -23,6 +23,7 @@ from dgsct_jax.data import records
 from dgsct_jax.data.datasets import base
 from dgsct_jax.data.datasets import build_record
 from dgsct_jax.data.datasets.music_avqa import builder
+from dgsct_jax.metrics import avqa as avqa_metrics
 
 _ONE_SPLIT = re.compile(r"^\s*(\w+)\s*(\[[^\]]*\])?\s*$")  # 'train', 'train[:10%]'
 
@@ -51,6 +52,8 @@ class AvqaSource:
   positions: Mapping[int, int] | None = None
   # The rows of qa_records served, in order; None: all of them.
   questions: Sequence[int] | None = None
+  # The answer vocabulary (id → answer string), when known.
+  answer_names: Sequence[str] | None = None
 
   def __post_init__(self):
     divisor = 60 if self.reference_negative_rule else 10
@@ -95,9 +98,13 @@ class AvqaSource:
         "frames": records.decode_frames(video["frames"], self.image_size),
         "audio": np.asarray(video["audio"], np.float32),
         "question": np.asarray(q["question"], np.int32),
+        "question_text": records.as_str(q["question_text"]),
         "answer": np.int32(q["answer"]),
         "modality": np.int32(q["modality"]),
         "subtype": records.as_str(q["subtype"]),
+        "type": records.as_str(q["type"]),
+        "type_id": np.int32(avqa_metrics.type_id(records.as_str(q["type"]))),
+        "question_id": np.int32(q["question_id"]),
         "video_id": vid,
     }
     if self.negatives:
@@ -169,4 +176,5 @@ def make_source(split: str, data_dir=None, image_size=None, *, allow_partial: bo
   video_records = videos.as_data_source(split=name)  # Raises first for a split not built.
   positions, questions = join(qa_records, videos, name)
   return AvqaSource(qa_records, video_records, image_size or (192, 192), positions=positions,
-                    questions=questions, **kwargs)
+                    questions=questions, answer_names=list(qa.info.features["answer"].names),
+                    **kwargs)
