@@ -2,8 +2,8 @@
 
 For a few questions, one row of the video's frames, each with the head's audio-guided
 grounding map (the softmax over the final Swin grid that pools the frame, `p` of
-`heads.avqa`) upsampled to the frame and shown as brightness: the frame is dimmed where
-the map is low. The row is titled with the question, the predicted and the true answer.
+`heads.avqa`) upsampled to the frame, stretched to [0, 1] and shown as brightness: the
+frame is dimmed where the map is lowest. The row is titled with the question, the predicted and the true answer.
 Frames come ImageNet-normalised as the model reads them and are shown de-normalised.
 Pure numpy + matplotlib (Agg); no model code.
 """
@@ -30,10 +30,11 @@ def pixel_size(num_questions: int, num_frames: int) -> tuple[int, int]:
 
 def attention_overlay(rgb: np.ndarray, grounding: np.ndarray) -> np.ndarray:
   """`rgb` (H, W, 3) scaled by the grounding map (g, g), nearest-upsampled to the frame
-  and normalised to its maximum: bright where the audio grounds, dim elsewhere."""
+  and stretched to [0, 1] (an unscaled softmax over cosines is never far from uniform):
+  bright where the audio grounds most, dim where least."""
   grid = int(round(np.sqrt(grounding.size)))
   weights = np.asarray(grounding, np.float32).reshape(grid, grid)
-  weights = weights / max(float(weights.max()), 1e-12)
+  weights = (weights - weights.min()) / max(float(weights.max() - weights.min()), 1e-12)
   h, w = rgb.shape[:2]
   up = weights[np.arange(h) * grid // h][:, np.arange(w) * grid // w]
   return rgb * (avs_figure.DIM + (1 - avs_figure.DIM) * up[..., None])
@@ -56,7 +57,7 @@ def draw(rows, path, answer_names=None) -> pathlib.Path:
   for q, row in enumerate(rows):
     predicted = answer_name(int(row["prediction"]), answer_names)
     true = answer_name(int(row["answer"]), answer_names)
-    mark = "right" if predicted == true else "wrong"
+    mark = "correct" if predicted == true else "incorrect"
     for t in range(num_frames):
       ax = axes[q, t]
       rgb = avs_figure.to_rgb(np.asarray(row["frames"][t], np.float32))
