@@ -7,8 +7,8 @@ its token ids, answer and type; the model sees it as one ordinary batch.
 
 Predictions: the trainer's `predictions.jsonl` holds one row per question:
 `question_id`, `video_id`, `prediction` (answer id), `answer` and `type` (the json type
-string), which score as they are. Or (`python -m dgsct_jax.score --task=avqa
---predictions=F`): .npz
+string), which score as they are; predict also draws grounding.png (`figure.num_questions`).
+Or (`python -m dgsct_jax.score --task=avqa --predictions=F`): .npz
 with `predictions` (N,) answer ids or `logits` (N, 42), in the order of the
 `--annotations` json, or re-ordered by `question_ids` (N,) when present
 (question ids repeat in MUSIC-AVQA, so a repeated id must stay in json order);
