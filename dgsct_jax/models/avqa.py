@@ -33,9 +33,9 @@ class AVQAModel(backbone.TaskModel):
   def plain_visual_map(self, frames, *, deterministic: bool, rngs):
     """(B, T, 3, H, W) frames → the frozen Swin's final map (B, T, N, C), without
     adapters and without gradient."""
-    enc_det = deterministic or not self.encoder_train_mode
     with matmul.operand_dtype(self.matmul_dtype):
-      tokens, _ = self.swin(self.images(frames), deterministic=enc_det, rngs=rngs)
+      tokens, _ = self.swin(self.images(frames),
+                            deterministic=self.encoders_deterministic(deterministic), rngs=rngs)
     return jax.lax.stop_gradient(tokens).reshape(*frames.shape[:2], *tokens.shape[1:])
 
   def __call__(self, audio, frames, negatives, question, *, deterministic: bool = True,

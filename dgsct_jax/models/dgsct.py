@@ -192,8 +192,13 @@ class DGSCT(nnx.Module):
       return self._encode(visual_inputs, audio_inputs, deterministic=deterministic, rngs=rngs,
                           capture=capture)
 
+  def encoders_deterministic(self, deterministic: bool) -> bool:
+    """Whether the frozen encoders run deterministically: in evaluation, or in training
+    with `encoder_train_mode=False`."""
+    return deterministic or not self.encoder_train_mode
+
   def _encode(self, visual_inputs, audio_inputs, *, deterministic, rngs, capture):
-    enc_det = deterministic or not self.encoder_train_mode
+    enc_det = self.encoders_deterministic(deterministic)
     f_v = self.visual_encoder.embed(visual_inputs, deterministic=enc_det, rngs=rngs)
     f_a = self.audio_encoder.embed(audio_inputs, deterministic=enc_det, rngs=rngs,
                                    **self._mixup(audio_inputs.shape[0], enc_det, rngs))
