@@ -58,10 +58,11 @@ def evaluate_split(run, eval_step, trainable, stats, source, *,
   return metrics.result(), predictions
 
 
-def _evaluate_best(config, workdir, *, keep_predictions: bool):
+def _evaluate_best(config, workdir, *, keep_predictions: bool, run=None):
   """The best checkpoint of `workdir` evaluated on `config.eval.report_split`:
-  (run, (trainable, stats), source, result, this host's prediction rows)."""
-  run = train_state.setup(config, workdir)
+  (run, (trainable, stats), source, result, this host's prediction rows). `run`: the
+  `train_state.Run` of this config if the process has one (after training), else built."""
+  run = run or train_state.setup(config, workdir)
   trainable, stats, meta = train_state.load_best(run)
   source = input_pipeline.get_source(config, config.eval.report_split)
   result, rows = evaluate_split(run, steps.make_eval_step(config, run.task, run.layout),
@@ -75,12 +76,13 @@ def evaluate(config, workdir) -> dict:
   return _evaluate_best(config, workdir, keep_predictions=False)[3]
 
 
-def predict(config, workdir) -> dict:
+def predict(config, workdir, *, run=None) -> dict:
   """Best checkpoint → predictions.jsonl, result.json and the task's figure in `workdir`;
-  returns the result with `summary` (the task's line), `predictions_file` and `figure`."""
+  returns the result with `summary` (the task's line), `predictions_file` and `figure`.
+  `run`: the training's `train_state.Run` when predicting right after training."""
   workdir = pathlib.Path(workdir)
   run, (trainable, stats), source, result, rows = _evaluate_best(config, workdir,
-                                                                 keep_predictions=True)
+                                                                 keep_predictions=True, run=run)
   result["summary"] = run.task.summary(result)
   path = workdir / (f"predictions.{jax.process_index()}.jsonl" if jax.process_count() > 1
                     else "predictions.jsonl")

@@ -158,7 +158,7 @@ def _run():
     if result["stopped"]:
       sys.exit(checkpointing.PREEMPTED_EXIT)
     if config.eval.predict_after_train:
-      report(evaluation.predict(config, workdir))
+      report(evaluation.predict(config, workdir, run=result["run"]))
     return
   best = train_state.best_dir(workdir)
   if not checkpointing.finalized_steps(best):

@@ -52,7 +52,9 @@ def improved(task, value: float, best: float | None) -> bool:
 
 
 def train_and_evaluate(config, workdir, *, allow_config_change: bool = False) -> dict:
-  """Trains (resuming from `workdir` if it holds a checkpoint); returns final metrics.
+  """Trains (resuming from `workdir` if it holds a checkpoint); returns final metrics and,
+  under `run`, the `train_state.Run` it trained (layout, frozen weights) for an evaluation in
+  the same process (`evaluation.predict(..., run=...)` then builds no second model).
 
   The workdir is locked for the run (`workdir_lock`). A resumed run must have the
   checkpoint's config, but for hyperparameters with `allow_config_change` (logged to
@@ -132,7 +134,7 @@ def _train(config, workdir: pathlib.Path, allow_config_change: bool) -> dict:
     ckpt.close()
     best_ckpt.close()
     return {"step": step, "steps_per_second": 0.0, **progress, "stopped": False,
-            "finished": True}
+            "finished": True, "run": run}
 
   writer = metrics_writer.MetricsWriter(workdir, total_steps=total_steps, initial_step=step,
                                         progress=config.log.progress)
@@ -215,7 +217,7 @@ def _train(config, workdir: pathlib.Path, allow_config_change: bool) -> dict:
   steps_per_s = (step - first_step) / max(time.time() - t0, 1e-9)
   return {"step": step, "steps_per_second": steps_per_s, **progress,
           "stopped": stop.requested,
-          "finished": step >= total_steps or progress["early_stopped"]}
+          "finished": step >= total_steps or progress["early_stopped"], "run": run}
 
 
 def _no_improvement(config, progress) -> bool:

@@ -3,9 +3,8 @@
 (`SYNTHETIC`; random data of its batch spec, `data=random`, for a task without one) with
 randomly initialised encoders, and a schedule that trains,
 evaluates, checkpoints and predicts (without the task's figure): runlocal's epochs of 4
-steps of 8 examples (so the AVE training step is the one test_tasks.py's documented run
-compiles, and that run reads it from the shared compilation cache), a validation split
-of 8 and a test split of 12 (its last batch padded)."""
+steps of 8 examples, a validation split of 8 and a test split of 12 (its last batch
+padded)."""
 import importlib
 
 from dgsct_jax import config_utils

@@ -280,8 +280,37 @@ def test_encoder_train_mode_switch(base, inputs):
     assert not np.allclose(adapter_bn, base[0].vis_adapter_blocks_p1[0].bn1.mean.get_value())
 
 
+def train_grads(model, inputs, dtype=jnp.float32, grad=True):
+  """Training-mode gradients (the trainer's pattern: pure dicts merged inside the loss,
+  `steps.forward`) of event_scores.sum() + pooled_audio.sum() w.r.t. the trainable
+  leaves, the BatchNorm statistics after the call and the pooled visual features; with
+  `grad=False` the forward pass alone (no gradients).
+
+  One function for every gradient of this module: two calls on models of one config
+  compile the same program, so the persistent compilation cache compiles it once."""
+  from dgsct_jax import steps  # pylint: disable=import-outside-toplevel
+  from dgsct_jax import train_state  # pylint: disable=import-outside-toplevel
+  from dgsct_jax.tasks.ave import task as ave_task  # pylint: disable=import-outside-toplevel
+  audio, frames = inputs
+  parts = nnx_utils.split(model)
+
+  def loss(trainable, frozen, stats):
+    out, new_stats = steps.forward(ave_task.AVE(), parts.graphdef, trainable, frozen, stats,
+                                   {"audio": audio, "frames": frames}, deterministic=False,
+                                   rng=jax.random.key(0), dtype=dtype)
+    return out["event_scores"].sum() + out["pooled_audio"].sum(), (new_stats,
+                                                                   out["pooled_visual"])
+
+  fn = jax.grad(loss, has_aux=True) if grad else lambda *p: (None, loss(*p)[1])
+  grads, (stats, pooled) = jax.jit(fn)(parts.trainable,
+                                       train_state.cast_floats(parts.frozen, dtype), parts.stats)
+  flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+  return (None if grads is None else flat(grads)), flat(stats), np.asarray(pooled)
+
+
 def test_remat_matches_plain_forward_and_gradients(base, inputs):
-  """Training-mode gradients (the trainer's pattern: pure dicts merged inside the loss).
+  """Training-mode gradients and BatchNorm statistics with block_dots remat equal those
+  without.
 
   'block' differs from 'block_dots' only in its policy (what the checkpoint saves) and
   'block:1' only in which blocks are checkpointed, so their gradients are not compiled
@@ -290,26 +319,24 @@ def test_remat_matches_plain_forward_and_gradients(base, inputs):
   grads, stats, checkpoints = {}, {}, {}
   for remat in ("none", "block", "block_dots", "block:1"):
     policy, _, stages = remat.partition(":")
-    parts = nnx_utils.split(variant(base[0], micro_config(
-        remat=policy, remat_stages=int(stages) if stages else None, encoder_train_mode=False)))
+    model = variant(base[0], micro_config(
+        remat=policy, remat_stages=int(stages) if stages else None, encoder_train_mode=False))
+    parts = nnx_utils.split(model)
 
     def loss(trainable, frozen, stats):
       model = nnx_utils.merge(parts.graphdef, trainable, frozen, stats)
       out = model(audio, frames, deterministic=False, rngs=nnx.Rngs(0))
-      return out["event_scores"].sum() + out["pooled_audio"].sum(), nnx_utils.stats_of(model)
+      return out["event_scores"].sum(), nnx_utils.stats_of(model)
 
-    grad_fn = jax.grad(loss, has_aux=True)
-    jaxpr = str(jax.make_jaxpr(grad_fn)(parts.trainable, parts.frozen, parts.stats))
+    jaxpr = str(jax.make_jaxpr(jax.grad(loss, has_aux=True))(parts.trainable, parts.frozen,
+                                                              parts.stats))
     checkpoints[remat] = jaxpr.count("remat2[")
     if remat in ("none", "block_dots"):
-      grads[remat], stats[remat] = jax.jit(grad_fn)(parts.trainable, parts.frozen, parts.stats)
-  flat = lambda g: np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)])
-  scale = np.abs(flat(grads["none"])).max()
-  np.testing.assert_allclose(flat(grads["block_dots"]), flat(grads["none"]), rtol=1e-4,
-                             atol=1e-5 * scale)
-  np.testing.assert_allclose(flat(stats["block_dots"]), flat(stats["none"]), rtol=1e-6,
-                             atol=1e-7)
-  assert np.abs(flat(grads["none"])).max() > 0
+      grads[remat], stats[remat], _ = train_grads(model, inputs)
+  scale = np.abs(grads["none"]).max()
+  np.testing.assert_allclose(grads["block_dots"], grads["none"], rtol=1e-4, atol=1e-5 * scale)
+  np.testing.assert_allclose(stats["block_dots"], stats["none"], rtol=1e-6, atol=1e-7)
+  assert np.abs(grads["none"]).max() > 0
   # Swin depths (1, 3), HTS-AT (1, 1): 4 checkpointed units (pairs + plain blocks) with
   # remat everywhere, only the stage-0 pair with remat_stages=1.
   assert checkpoints["none"] == 0
@@ -396,42 +423,30 @@ def test_converted_encoders_fill_a_fresh_model(base, tmp_path):
 
 def test_bfloat16_matmuls_and_compute_train(fresh, inputs):
   """model.matmul_dtype='bfloat16' (bf16 operands, f32 accumulation) and the trainer's
-  bf16 compute dtype: jitted training gradients (block_dots remat) run on CPU, stay near
-  float32 (the fresh model: the frozen backbones plus the head), and are not float32
-  (each setting is live); bf16 compute carries bf16 token streams. The bf16-matmul
-  setting alone is checked on the forward pass (its backward products are
-  test_matmul.py's), which saves a third compilation of the training gradients.
+  bf16 compute dtype: jitted training gradients run on CPU (bf16 compute with block_dots
+  remat), stay near float32 (the fresh model: the frozen backbones plus the head), and are
+  not float32 (each setting is live); bf16 compute carries bf16 token streams. The
+  float32 gradients are the program test_remat_matches_plain_forward_and_gradients
+  compiles (read from the compilation cache); the bf16-matmul setting alone is checked on
+  the forward pass (its backward products are test_matmul.py's).
 
   The random-weight model with active adapters amplifies rounding ~10³× (see the golden
   tests), so closeness is checked where the network is well conditioned."""
-  from dgsct_jax import steps  # pylint: disable=import-outside-toplevel
   from dgsct_jax import train_state  # pylint: disable=import-outside-toplevel
-  from dgsct_jax.tasks.ave import task as ave_task  # pylint: disable=import-outside-toplevel
   audio, frames = inputs
-  batch = {"audio": audio, "frames": frames}
   results = {}
-  for name, matmul_dtype, dtype in (("f32", None, jnp.float32),
-                                    ("bf16_matmul", "bfloat16", jnp.float32),
-                                    ("bf16", "bfloat16", jnp.bfloat16)):
-    parts = nnx_utils.split(variant(fresh, micro_config(
-        matmul_dtype=matmul_dtype, encoder_train_mode=False, remat="block_dots")))
-    frozen = train_state.cast_floats(parts.frozen, dtype)
-
-    def loss(trainable, frozen, stats):
-      out, _ = steps.forward(ave_task.AVE(), parts.graphdef, trainable, frozen, stats, batch,
-                             deterministic=False, rng=jax.random.key(0), dtype=dtype)
-      return out["event_scores"].sum() + out["pooled_audio"].sum(), out["pooled_visual"]
-
-    if name == "bf16_matmul":
-      grads, pooled = None, jax.jit(lambda *p: loss(*p)[1])(parts.trainable, frozen, parts.stats)
-    else:
-      grads, pooled = jax.jit(jax.grad(loss, has_aux=True))(parts.trainable, frozen, parts.stats)
-      grads = np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)])
+  for name, matmul_dtype, dtype, remat in (("f32", None, jnp.float32, "none"),
+                                           ("bf16_matmul", "bfloat16", jnp.float32, "none"),
+                                           ("bf16", "bfloat16", jnp.bfloat16, "block_dots")):
+    model = variant(fresh, micro_config(matmul_dtype=matmul_dtype, encoder_train_mode=False,
+                                        remat=remat))
+    grads, _, pooled = train_grads(model, inputs, dtype, grad=name != "bf16_matmul")
+    parts = nnx_utils.split(model)
     encode_aux = lambda *parts_: nnx_utils.merge(parts.graphdef, *parts_).encode(
         frames.reshape(B * T, 3, 32, 32).astype(dtype), audio.reshape(B * T, -1).astype(dtype))[2]
-    aux = jax.eval_shape(encode_aux, train_state.cast_floats(parts.trainable, dtype), frozen,
-                         parts.stats)
-    results[name] = (grads, np.asarray(pooled), aux["visual_tokens"].dtype)
+    aux = jax.eval_shape(encode_aux, train_state.cast_floats(parts.trainable, dtype),
+                         train_state.cast_floats(parts.frozen, dtype), parts.stats)
+    results[name] = (grads, pooled, aux["visual_tokens"].dtype)
   grads32, pooled32, tokens32 = results["f32"]
   assert tokens32 == jnp.float32
   rms = lambda x: np.sqrt(np.mean(np.square(x)))

@@ -1,6 +1,6 @@
 """The Task interface: the registry, a task defined outside the package (tests/toy_task.py)
 trained, evaluated, predicted and scored through the public entry points, and the documented
-configs run end to end (the contract of every registered task: test_task_contract.py)."""
+configs run end to end (the contract of every registered task: tests/contract.py)."""
 import importlib
 import json
 import pathlib
@@ -11,6 +11,7 @@ import pytest
 from dgsct_jax import score
 from dgsct_jax import tasks
 from dgsct_jax.tasks import base
+import contract
 import main_runs
 
 def test_registry_names_and_dotted_paths():
@@ -107,8 +108,9 @@ def _ave_build(manual: pathlib.Path, data_dir: pathlib.Path, rows=(32, 16, 16)):
 
 def test_documented_configs_run_end_to_end(tmp_path):
   """configs/ave.py's tiny variant trains a few steps on a (small, complete) AVE build and
-  predicts, through `python -m dgsct_jax.main` with paths given with `~`; its synthetic
-  runlocal variant serves its splits. (The large variant's shapes are checked in
+  predicts, through `python -m dgsct_jax.main` with paths given with `~`, and meets the
+  task contract (tests/contract.py: AVE's is checked here); its synthetic runlocal variant
+  serves its splits. (The large variant's shapes are checked in
   test_configs.py: it does not fit a CI machine.)"""
   from configs import ave as ave_config  # pylint: disable=import-outside-toplevel
   from dgsct_jax import input_pipeline  # pylint: disable=import-outside-toplevel
@@ -125,7 +127,7 @@ def test_documented_configs_run_end_to_end(tmp_path):
               "--config.log.progress=False", "--config.eval.predict_after_train=True",
               devices=1, env_extra={"HOME": str(home)})
   assert run.returncode == 0, run.stderr[-3000:]
-  assert [r["epoch"] for r in main_runs.records(home / "ave") if r["split"] == "test"] == [1, 2]
+  contract.check("ave", ave_config.get_config("variant=tiny,data=ave,runlocal"), home / "ave")
   assert not (main_runs.REPO / "~").exists()
   assert run.stdout.startswith("test segment accuracy: ")
   rows = [json.loads(l) for l in (home / "ave" / "predictions.jsonl").read_text().splitlines()]
