@@ -25,10 +25,15 @@ of each encoder are rematerialised). Precisions (rows = remat × precision):
   bf16         also bfloat16 activations and frozen weights (trainer compute_dtype=
                'bfloat16'); trainable weights, Adam state, norms, softmaxes and the
                cosine-attention logits stay float32.
-Reported per row: compile time, median step time over `--steps` runs after a warm-up, XLA's cost
-analysis (FLOPs, bytes accessed) and memory analysis (temporaries), the FLOP rate and the
-model FLOPs utilisation (MFU: that rate over the device's bf16 matmul rate, measured first in the
-same run on a large square product), and the process's peak RSS so far. The host allocator is
+Reported per row: compile time, median step time over `--steps` runs after a warm-up and the
+videos per second it gives, the step's FLOPs (XLA's cost analysis of the program before
+optimisation: every product counted, rematerialised recomputation included, the same count on
+every backend; XLA:GPU's count after optimisation omits the products it hands to cuBLAS), the
+bytes the compiled program accesses and its temporaries (memory analysis), the FLOP rate and its
+utilisation of the device (MFU: that rate over the device's bf16 matmul rate, measured first in
+the same run on a large square product), the device's peak memory in use (accelerators) and the
+process's peak RSS so far. `--profile DIR` also traces a few steps of each row into DIR and
+prints where the device time goes by part of the model and phase (benchmarks/xla_profile.py). The host allocator is
 the trainer's (`--host_allocator`, dgsct_jax/host_memory.py: the script re-executes itself once
 under it). A choice whose temporaries would not fit in memory is compiled and reported but not
 run (step time "nan"). Results: benchmarks/README.md.
@@ -51,6 +56,7 @@ from flax import nnx
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from dgsct_jax import host_memory  # noqa: E402
 from dgsct_jax import nnx_utils  # noqa: E402
@@ -58,6 +64,7 @@ from dgsct_jax import steps as steps_lib  # noqa: E402
 from dgsct_jax import tasks  # noqa: E402
 from dgsct_jax import train_state  # noqa: E402
 from dgsct_jax.tasks import base  # noqa: E402
+import xla_profile  # noqa: E402
 
 PRECISIONS = {  # name: (trainer compute dtype, model.matmul_dtype)
     "f32": (jnp.float32, None),
@@ -113,8 +120,14 @@ def matmul_peak_tflops(n: int) -> float:
   return 2 * n ** 3 / best / 1e12
 
 
+def device_peak_gib() -> float:
+  """The first device's peak memory in use so far (nan where the backend does not say)."""
+  stats = jax.devices()[0].memory_stats() or {}
+  return stats.get("peak_bytes_in_use", float("nan")) / 2 ** 30
+
+
 def run(task_name: str, variant: str, remat: str, precision: str, state, batch, steps: int,
-        max_temp_gib: float) -> dict:
+        max_temp_gib: float, profile_dir: str | None = None) -> dict:
   policy, _, stages = remat.partition(":")
   dtype, matmul_dtype = PRECISIONS[precision]
   task = make_task(task_name, variant, remat=policy,
@@ -130,27 +143,49 @@ def run(task_name: str, variant: str, remat: str, precision: str, state, batch, 
   step = make_step(task, parts.graphdef, tx, dtype)
   rng = jax.random.key(0)
   start = time.perf_counter()
-  compiled = step.lower(trainable, opt_state, frozen, stats, batch, rng).compile()
+  lowered = step.lower(trainable, opt_state, frozen, stats, batch, rng)
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - start
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   memory = compiled.memory_analysis()
   temp_gib = getattr(memory, "temp_size_in_bytes", 0) / 2 ** 30
   result = {"remat": remat, "precision": precision, "compile_s": compile_s, "step_s": float("nan"),
-            "gflops": cost.get("flops", float("nan")) / 1e9,
-            "gbytes": cost.get("bytes accessed", float("nan")) / 1e9,
-            "temp_gib": temp_gib, "rss_gib": peak_rss_gib()}
+            "gflops": _cost(lowered, "flops") / 1e9, "gbytes": _cost(compiled, "bytes accessed") / 1e9,
+            "temp_gib": temp_gib, "rss_gib": peak_rss_gib(), "device_gib": float("nan")}
   if temp_gib > max_temp_gib:
     return result  # would not fit next to the weights: reported, not run
+  calls = iter(range(1 << 30))
+
+  def call():
+    nonlocal trainable, opt_state, stats
+    trainable, opt_state, stats, loss = compiled(trainable, opt_state, frozen, stats, batch,
+                                                 jax.random.fold_in(rng, next(calls)))
+    loss.block_until_ready()
+
   times = []
   for i in range(steps + 1):
     start = time.perf_counter()
-    trainable, opt_state, stats, loss = compiled(trainable, opt_state, frozen, stats,
-                                                 batch, jax.random.fold_in(rng, i))
-    loss.block_until_ready()
+    call()
     if i:  # the first run is a warm-up
       times.append(time.perf_counter() - start)
-  return dict(result, step_s=statistics.median(times), rss_gib=peak_rss_gib())
+  result.update(step_s=statistics.median(times), rss_gib=peak_rss_gib(),
+                device_gib=device_peak_gib())
+  if profile_dir:
+    try:
+      profile = xla_profile.trace(call, PROFILED_STEPS, profile_dir)
+      result["profile"] = xla_profile.breakdown(profile, compiled.as_text(), PROFILED_STEPS)
+    except Exception as e:  # pylint: disable=broad-except  (the row's numbers still count)
+      result["profile_error"] = f"{type(e).__name__}: {e}"
+  return result
+
+
+PROFILED_STEPS = 3
+
+
+def _cost(stage, key: str) -> float:
+  """One entry of a lowered or compiled program's cost analysis (nan where absent)."""
+  cost = stage.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float((cost or {}).get(key, float("nan")))
 
 
 def main():
@@ -164,6 +199,9 @@ def main():
   parser.add_argument("--variant", default="large", choices=["large", "tiny"],
                       help="model size (tiny: a quick check of the script)")
   parser.add_argument("--host_allocator", default="auto", choices=host_memory.ALLOCATORS)
+  parser.add_argument("--profile", default=None, metavar="DIR",
+                      help="trace a few steps of each row into DIR and print where the device "
+                           "time goes")
   parser.add_argument("--max_temp_gib", type=float, default=None,
                       help="skip running (but report) choices whose XLA temporaries exceed this "
                            "(default: 90%% of the accelerator's memory, half the host's on CPU)")
@@ -189,15 +227,22 @@ def main():
         f"({device.device_kind}); host allocator {allocator}; model init {init_s:.1f} s, peak RSS "
         f"{peak_rss_gib():.1f} GiB; {v} video(s) per step; measured bf16 matmul peak "
         f"{peak:.1f} TFLOP/s")
-  print(f"{'remat':>13} | {'precision':>11} | {'compile s':>9} | {'step s':>7} | "
-        f"{'GFLOP':>7} | {'TFLOP/s':>7} | {'MFU':>5} | {'GB moved':>8} | {'XLA temp GiB':>12} | "
-        f"{'peak RSS GiB':>12}")
+  header = (f"{'remat':>13} | {'precision':>11} | {'compile s':>9} | {'step s':>7} | "
+            f"{'videos/s':>8} | {'GFLOP':>7} | {'TFLOP/s':>7} | {'MFU':>5} | {'GB moved':>8} | "
+            f"{'XLA temp GiB':>12} | {'device peak GiB':>15} | {'peak RSS GiB':>12}")
+  print(header)
   for remat, precision in itertools.product(args.remat.split(","), args.precision.split(",")):
-    r = run(args.task, args.variant, remat, precision, state, batch, args.steps, max_temp_gib)
+    r = run(args.task, args.variant, remat, precision, state, batch, args.steps, max_temp_gib,
+            args.profile and os.path.join(args.profile, f"{remat}_{precision}"))
     rate = r["gflops"] / r["step_s"] / 1e3
     print(f"{r['remat']:>13} | {r['precision']:>11} | {r['compile_s']:9.1f} | "
-          f"{r['step_s']:7.3f} | {r['gflops']:7.0f} | {rate:7.2f} | {rate / peak:5.1%} | "
-          f"{r['gbytes']:8.1f} | {r['temp_gib']:12.2f} | {r['rss_gib']:12.2f}", flush=True)
+          f"{r['step_s']:7.3f} | {v / r['step_s']:8.2f} | {r['gflops']:7.0f} | {rate:7.2f} | "
+          f"{rate / peak:5.1%} | {r['gbytes']:8.1f} | {r['temp_gib']:12.2f} | "
+          f"{r['device_gib']:15.2f} | {r['rss_gib']:12.2f}", flush=True)
+    if r.get("profile") or r.get("profile_error"):
+      print(xla_profile.format_breakdown(*r["profile"]) if "profile" in r
+            else f"profile failed: {r['profile_error']}", flush=True)
+      print(header, flush=True)
 
 
 if __name__ == "__main__":

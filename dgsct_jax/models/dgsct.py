@@ -199,10 +199,13 @@ class DGSCT(nnx.Module):
 
   def _encode(self, visual_inputs, audio_inputs, *, deterministic, rngs, capture):
     enc_det = self.encoders_deterministic(deterministic)
-    f_v = self.visual_encoder.embed(visual_inputs, deterministic=enc_det, rngs=rngs)
-    f_a = self.audio_encoder.embed(audio_inputs, deterministic=enc_det, rngs=rngs,
-                                   **self._mixup(audio_inputs.shape[0], enc_det, rngs))
-    streams = {"visual": _Stream(self.visual_encoder, f_v), "audio": _Stream(self.audio_encoder, f_a)}
+    with jax.named_scope("visual"):
+      f_v = self.visual_encoder.embed(visual_inputs, deterministic=enc_det, rngs=rngs)
+    with jax.named_scope("audio"):
+      f_a = self.audio_encoder.embed(audio_inputs, deterministic=enc_det, rngs=rngs,
+                                     **self._mixup(audio_inputs.shape[0], enc_det, rngs))
+    streams = {key: _Stream(key, encoder, f) for key, encoder, f in (
+        ("visual", self.visual_encoder, f_v), ("audio", self.audio_encoder, f_a))}
     run_plain = lambda stage: self._wrap(_plain_block, stage)
     captured = {name: [] for name in self.adapter_sets()}
     smaps = {"visual": None, "audio": None}
@@ -224,10 +227,12 @@ class DGSCT(nnx.Module):
           smaps["visual" if name.startswith("vis") else "audio"] = smap
     for stream in streams.values():
       stream.finish(run_plain, enc_det, rngs)
-    f_v = self.visual_encoder.finalize(streams["visual"].x)
+    with jax.named_scope("visual"):
+      f_v = self.visual_encoder.finalize(streams["visual"].x)
     f_a = streams["audio"].x
     if self.audio_final_norm:
-      f_a = self.audio_encoder.finalize(f_a)
+      with jax.named_scope("audio"):
+        f_a = self.audio_encoder.finalize(f_a)
     aux = {"visual_stages": streams["visual"].stage_outputs,
            "audio_stages": streams["audio"].stage_outputs,
            "visual_tokens": f_v, "audio_tokens": f_a,
@@ -264,27 +269,34 @@ def _plain_block(block, x, *, rngs, deterministic: bool):
 
 
 def _paired_step(modules, f_v, f_a, *, rngs, enc_det: bool, ad_det: bool):
-  """One paired block with its (up to) four adapters, in the reference's order."""
+  """One paired block with its (up to) four adapters, in the reference's order.
+
+  The named scopes `visual`, `audio` and `adapter` (also of the plain blocks) let a
+  profile attribute each kernel to its part of the model."""
   v_block, a_block, sets = modules["visual"], modules["audio"], modules["adapters"]
   outs = {}
 
   def adapt(name, target, guide):
     if name not in sets:
       return None
-    outs[name] = sets[name](target, guide, deterministic=ad_det)
+    with jax.named_scope("adapter"):
+      outs[name] = sets[name](target, guide, deterministic=ad_det)
     return outs[name][0]
 
   r_a1 = adapt(AUD_P1, f_a, f_v)
   r_v1 = adapt(VIS_P1, f_v, f_a)
-  f_v = v_block.attn_residual(f_v, deterministic=enc_det, rngs=rngs)
+  with jax.named_scope("visual"):
+    f_v = v_block.attn_residual(f_v, deterministic=enc_det, rngs=rngs)
   if r_v1 is not None:
     f_v = f_v + r_v1
-  f_a = a_block(f_a, deterministic=enc_det, rngs=rngs)
+  with jax.named_scope("audio"):
+    f_a = a_block(f_a, deterministic=enc_det, rngs=rngs)
   if r_a1 is not None:
     f_a = f_a + r_a1
   r_a2 = adapt(AUD_P2, f_a, f_v)
   r_v2 = adapt(VIS_P2, f_v, f_a)
-  f_v = v_block.mlp_residual(f_v, deterministic=enc_det, rngs=rngs)
+  with jax.named_scope("visual"):
+    f_v = v_block.mlp_residual(f_v, deterministic=enc_det, rngs=rngs)
   if r_v2 is not None:
     f_v = f_v + r_v2
   if r_a2 is not None:
@@ -293,9 +305,11 @@ def _paired_step(modules, f_v, f_a, *, rngs, enc_det: bool, ad_det: bool):
 
 
 class _Stream:
-  """One encoder's token stream and its position (stage, block) in the block sequence."""
+  """One encoder's token stream and its position (stage, block) in the block sequence;
+  its blocks and patch merging run in the named scope `name`."""
 
-  def __init__(self, encoder, x):
+  def __init__(self, name, encoder, x):
+    self.name = name
     self.encoder = encoder
     self.x = x
     self.stage, self.block = 0, 0
@@ -305,7 +319,8 @@ class _Stream:
     layer = self.encoder.layers[self.stage]
     self.stage_outputs.append(self.x)
     if layer.downsample is not None:
-      self.x = layer.downsample(self.x)
+      with jax.named_scope(self.name):
+        self.x = layer.downsample(self.x)
     self.stage, self.block = self.stage + 1, 0
 
   def advance_to(self, stop: tuple[int, int], run_plain, deterministic, rngs):
@@ -314,9 +329,8 @@ class _Stream:
       if self.block == len(self.encoder.layers[self.stage].blocks):
         self._enter_next_stage()
         continue
-      block = self.encoder.layers[self.stage].blocks[self.block]
-      self.x = run_plain(self.stage)(block, self.x, rngs=rngs, deterministic=deterministic)
-      self.block += 1
+      self._run(self.encoder.layers[self.stage].blocks[self.block], run_plain, deterministic,
+                rngs)
     self.block += 1  # the caller runs block `stop` itself
 
   def finish(self, run_plain, deterministic, rngs):
@@ -326,7 +340,10 @@ class _Stream:
       if self.block == len(layers[self.stage].blocks):
         self._enter_next_stage()
         continue
-      self.x = run_plain(self.stage)(layers[self.stage].blocks[self.block], self.x, rngs=rngs,
-                                     deterministic=deterministic)
-      self.block += 1
+      self._run(layers[self.stage].blocks[self.block], run_plain, deterministic, rngs)
     self.stage_outputs.append(self.x)
+
+  def _run(self, block, run_plain, deterministic, rngs):
+    with jax.named_scope(self.name):
+      self.x = run_plain(self.stage)(block, self.x, rngs=rngs, deterministic=deterministic)
+    self.block += 1
