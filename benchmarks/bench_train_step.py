@@ -26,12 +26,12 @@ of each encoder are rematerialised). Precisions (rows = remat × precision):
                'bfloat16'); trainable weights, Adam state, norms, softmaxes and the
                cosine-attention logits stay float32.
 Reported per row: compile time, median step time over `--steps` runs after a warm-up and the
-videos per second it gives, the step's FLOPs (XLA's cost analysis of the program before
-optimisation: every product counted, rematerialised recomputation included, the same count on
-every backend; XLA:GPU's count after optimisation omits the products it hands to cuBLAS), the
-bytes the compiled program accesses and its temporaries (memory analysis), the FLOP rate and its
-utilisation of the device (MFU: that rate over the device's bf16 matmul rate, measured first in
-the same run on a large square product), the device's peak memory in use (accelerators) and the
+videos per second it gives, the step's matrix-product FLOPs (counted on its jaxpr by
+benchmarks/flop_count.py: forward, backward and rematerialised recomputation, the same count
+on every backend, where XLA:GPU's cost analysis omits the products it hands to cuBLAS), the
+bytes the compiled program accesses and its temporaries (XLA's cost and memory analyses), the
+FLOP rate and its utilisation of the device (MFU: that rate over the device's bf16 matmul rate,
+measured first in the same run on a large square product), the device's peak memory in use (accelerators) and the
 process's peak RSS so far. `--profile DIR` also traces a few steps of each row into DIR and
 prints where the device time goes by part of the model and phase (benchmarks/xla_profile.py). The host allocator is
 the trainer's (`--host_allocator`, dgsct_jax/host_memory.py: the script re-executes itself once
@@ -64,6 +64,7 @@ from dgsct_jax import steps as steps_lib  # noqa: E402
 from dgsct_jax import tasks  # noqa: E402
 from dgsct_jax import train_state  # noqa: E402
 from dgsct_jax.tasks import base  # noqa: E402
+import flop_count  # noqa: E402
 import xla_profile  # noqa: E402
 
 PRECISIONS = {  # name: (trainer compute dtype, model.matmul_dtype)
@@ -143,13 +144,14 @@ def run(task_name: str, variant: str, remat: str, precision: str, state, batch, 
   step = make_step(task, parts.graphdef, tx, dtype)
   rng = jax.random.key(0)
   start = time.perf_counter()
-  lowered = step.lower(trainable, opt_state, frozen, stats, batch, rng)
-  compiled = lowered.compile()
+  traced = step.trace(trainable, opt_state, frozen, stats, batch, rng)
+  compiled = traced.lower().compile()
   compile_s = time.perf_counter() - start
   memory = compiled.memory_analysis()
   temp_gib = getattr(memory, "temp_size_in_bytes", 0) / 2 ** 30
   result = {"remat": remat, "precision": precision, "compile_s": compile_s, "step_s": float("nan"),
-            "gflops": _cost(lowered, "flops") / 1e9, "gbytes": _cost(compiled, "bytes accessed") / 1e9,
+            "gflops": flop_count.jaxpr_flops(traced.jaxpr.jaxpr) / 1e9,
+            "gbytes": _cost(compiled, "bytes accessed") / 1e9,
             "temp_gib": temp_gib, "rss_gib": peak_rss_gib(), "device_gib": float("nan")}
   if temp_gib > max_temp_gib:
     return result  # would not fit next to the weights: reported, not run
@@ -182,7 +184,7 @@ PROFILED_STEPS = 3
 
 
 def _cost(stage, key: str) -> float:
-  """One entry of a lowered or compiled program's cost analysis (nan where absent)."""
+  """One entry of a compiled program's cost analysis (nan where absent)."""
   cost = stage.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float((cost or {}).get(key, float("nan")))
@@ -201,7 +203,7 @@ def main():
   parser.add_argument("--host_allocator", default="auto", choices=host_memory.ALLOCATORS)
   parser.add_argument("--profile", default=None, metavar="DIR",
                       help="trace a few steps of each row into DIR and print where the device "
-                           "time goes")
+                           "time goes (on a GPU with XLA_FLAGS=--xla_gpu_enable_command_buffer=)")
   parser.add_argument("--max_temp_gib", type=float, default=None,
                       help="skip running (but report) choices whose XLA temporaries exceed this "
                            "(default: 90%% of the accelerator's memory, half the host's on CPU)")

@@ -8,7 +8,9 @@ differentiated function is `head+loss`. Phases: `forward`, `backward` (under `tr
 gradient: optimizer, metrics).
 
 The trace's kernels are a GPU's (its `Stream` lines), a TPU's (`XLA Ops`) or, on CPU, XLA's
-thunks, each named by its HLO instruction.
+thunks, each named by its HLO instruction. A GPU runs most of a step's kernels inside CUDA
+command buffers, which the trace shows as one event each: profile a GPU with
+`XLA_FLAGS=--xla_gpu_enable_command_buffer=` (which also changes the step time a little).
 """
 import collections
 import glob
@@ -95,7 +97,10 @@ def format_breakdown(by_category: dict, kernels: list, top: int = 15) -> str:
   column = [sum(v for (_, q), v in by_category.items() if q == phase) for phase in phases]
   lines.append(f"{'all':>18} | " + " | ".join(f"{v:9.2f}" for v in column)
                + f" | {total:9.2f} | 100%")
-  lines.append(f"slowest kernels (ms per step, instruction, op_name):")
+  if any(name.startswith("command_buffer") for _, name, _ in kernels):
+    lines.append("(kernels run inside CUDA command buffers are traced as one: to attribute "
+                 "them, profile with XLA_FLAGS=--xla_gpu_enable_command_buffer=)")
+  lines.append("slowest kernels (ms per step, instruction, op_name):")
   for ms, name, op_name in kernels[:top]:
     lines.append(f"  {ms:8.3f}  {name:<28} {op_name[-110:]}")
   return "\n".join(lines)
