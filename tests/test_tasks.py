@@ -124,8 +124,8 @@ def test_documented_configs_run_end_to_end(tmp_path):
   _ave_build(tmp_path / "AVE", home / "tfds")
   run = main_runs.run("-m", "dgsct_jax.main", "--config=configs/ave.py:variant=tiny,data=ave,runlocal",
               "--workdir=~/ave", "--weights_dir=~/weights", "--data_dir=~/tfds",
-              "--config.log.progress=False", "--config.eval.predict_after_train=True",
-              devices=1, env_extra={"HOME": str(home)})
+              "--config.log.progress=False", "--config.log.every_steps=1",
+              "--config.eval.predict_after_train=True", devices=1, env_extra={"HOME": str(home)})
   assert run.returncode == 0, run.stderr[-3000:]
   contract.check("ave", ave_config.get_config("variant=tiny,data=ave,runlocal"), home / "ave")
   assert not (main_runs.REPO / "~").exists()
