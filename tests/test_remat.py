@@ -45,6 +45,21 @@ def test_gradients_equal_plain_autodiff(operands):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.abs(b).max())
 
 
+def test_bfloat16_leaves_keep_their_dtype_and_gradients(operands):
+  """The trainer's bf16 compute dtype: bf16 weights and activations through the
+  checkpoint (its `+ 0·c` ties are cast to each leaf's dtype) give plain autodiff's bf16
+  gradients, in bf16."""
+  ws = [w.astype(jnp.bfloat16) for w in operands[0]]
+  x = operands[1][:128].astype(jnp.bfloat16)
+  plain = jax.jit(jax.grad(_loss(lambda f: f), argnums=(0, 1)))(ws, x)
+  ours = jax.jit(jax.grad(_loss(lambda f: remat.checkpoint(f, dgsct.REMAT_POLICIES["block_dots"])),
+                          argnums=(0, 1)))(ws, x)
+  for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(plain)):
+    assert a.dtype == b.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32),
+                               rtol=2e-2, atol=2e-2 * float(np.abs(np.asarray(b, np.float32)).max()))
+
+
 def test_recomputation_is_not_hoisted_into_the_forward_pass(operands):
   """On XLA:CPU `jax.checkpoint` saves nothing here (its optimization barrier is
   expanded before scheduling, so the recomputation is merged with the forward
