@@ -280,11 +280,12 @@ def test_encoder_train_mode_switch(base, inputs):
     assert not np.allclose(adapter_bn, base[0].vis_adapter_blocks_p1[0].bn1.mean.get_value())
 
 
-def train_grads(model, inputs, dtype=jnp.float32, grad=True):
+def train_grads(model, inputs, dtype=jnp.float32, grad=True, run=True):
   """Training-mode gradients (the trainer's pattern: pure dicts merged inside the loss,
   `steps.forward`) of event_scores.sum() + pooled_audio.sum() w.r.t. the trainable
-  leaves, the BatchNorm statistics after the call and the pooled visual features; with
-  `grad=False` the forward pass alone (no gradients).
+  leaves, the BatchNorm statistics after the call, the pooled visual features and the
+  number of checkpoints (remat) in the traced program; with `grad=False` the forward pass
+  alone (no gradients), with `run=False` only the count (nothing compiled).
 
   One function for every gradient of this module: two calls on models of one config
   compile the same program, so the persistent compilation cache compiles it once."""
@@ -302,10 +303,14 @@ def train_grads(model, inputs, dtype=jnp.float32, grad=True):
                                                                    out["pooled_visual"])
 
   fn = jax.grad(loss, has_aux=True) if grad else lambda *p: (None, loss(*p)[1])
-  grads, (stats, pooled) = jax.jit(fn)(parts.trainable,
-                                       train_state.cast_floats(parts.frozen, dtype), parts.stats)
+  args = (parts.trainable, train_state.cast_floats(parts.frozen, dtype), parts.stats)
+  traced = jax.jit(fn).trace(*args)
+  checkpoints = str(traced.jaxpr).count("remat2[")
+  if not run:
+    return None, None, None, checkpoints
+  grads, (stats, pooled) = traced.lower().compile()(*args)
   flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
-  return (None if grads is None else flat(grads)), flat(stats), np.asarray(pooled)
+  return (None if grads is None else flat(grads)), flat(stats), np.asarray(pooled), checkpoints
 
 
 def test_remat_matches_plain_forward_and_gradients(base, inputs):
@@ -315,24 +320,13 @@ def test_remat_matches_plain_forward_and_gradients(base, inputs):
   'block:1' differs only in which blocks are checkpointed, so its gradients are not
   compiled again: only its checkpoints are counted ('block' differs from 'block_dots'
   only in its policy: test_remat.py checks every policy's gradients)."""
-  audio, frames = inputs
   grads, stats, checkpoints = {}, {}, {}
   for remat in ("none", "block_dots", "block:1"):
     policy, _, stages = remat.partition(":")
     model = variant(base[0], micro_config(
         remat=policy, remat_stages=int(stages) if stages else None, encoder_train_mode=False))
-    parts = nnx_utils.split(model)
-
-    def loss(trainable, frozen, stats):
-      model = nnx_utils.merge(parts.graphdef, trainable, frozen, stats)
-      out = model(audio, frames, deterministic=False, rngs=nnx.Rngs(0))
-      return out["event_scores"].sum(), nnx_utils.stats_of(model)
-
-    jaxpr = str(jax.make_jaxpr(jax.grad(loss, has_aux=True))(parts.trainable, parts.frozen,
-                                                              parts.stats))
-    checkpoints[remat] = jaxpr.count("remat2[")
-    if remat in ("none", "block_dots"):
-      grads[remat], stats[remat], _ = train_grads(model, inputs)
+    grads[remat], stats[remat], _, checkpoints[remat] = train_grads(
+        model, inputs, run=remat != "block:1")
   scale = np.abs(grads["none"]).max()
   np.testing.assert_allclose(grads["block_dots"], grads["none"], rtol=1e-4, atol=1e-5 * scale)
   np.testing.assert_allclose(stats["block_dots"], stats["none"], rtol=1e-6, atol=1e-7)
@@ -440,7 +434,7 @@ def test_bfloat16_matmuls_and_compute_train(fresh, inputs):
                                            ("bf16", "bfloat16", jnp.bfloat16, "none")):
     model = variant(fresh, micro_config(matmul_dtype=matmul_dtype, encoder_train_mode=False,
                                         remat=remat))
-    grads, _, pooled = train_grads(model, inputs, dtype, grad=name != "bf16_matmul")
+    grads, _, pooled, _ = train_grads(model, inputs, dtype, grad=name != "bf16_matmul")
     parts = nnx_utils.split(model)
     encode_aux = lambda *parts_: nnx_utils.merge(parts.graphdef, *parts_).encode(
         frames.reshape(B * T, 3, 32, 32).astype(dtype), audio.reshape(B * T, -1).astype(dtype))[2]
