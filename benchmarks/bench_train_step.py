@@ -31,12 +31,13 @@ benchmarks/flop_count.py: forward, backward and rematerialised recomputation, th
 on every backend, where XLA:GPU's cost analysis omits the products it hands to cuBLAS), the
 bytes the compiled program accesses and its temporaries (XLA's cost and memory analyses), the
 FLOP rate and its utilisation of the device (MFU: that rate over the device's bf16 matmul rate,
-measured first in the same run on a large square product), the device's peak memory in use (accelerators) and the
-process's peak RSS so far. `--profile DIR` also traces a few steps of each row into DIR and
-prints where the device time goes by part of the model and phase (benchmarks/xla_profile.py). The host allocator is
-the trainer's (`--host_allocator`, dgsct_jax/host_memory.py: the script re-executes itself once
-under it). A choice whose temporaries would not fit in memory is compiled and reported but not
-run (step time "nan"). Results: benchmarks/README.md.
+measured first in the same run on a large square product), the device's peak memory in use
+(accelerators) and the process's peak RSS so far. `--profile DIR` also traces a few steps of
+each row into DIR and prints where the device time goes by part of the model and phase
+(benchmarks/xla_profile.py). The host allocator is the trainer's (`--host_allocator`,
+dgsct_jax/host_memory.py: the script re-executes itself once under it). A choice whose
+temporaries would not fit in memory is compiled and reported but not run (step time "nan").
+Results: benchmarks/README.md.
 """
 import argparse
 import importlib
@@ -67,6 +68,7 @@ from dgsct_jax.tasks import base  # noqa: E402
 import flop_count  # noqa: E402
 import xla_profile  # noqa: E402
 
+PROFILED_STEPS = 3  # steps traced per row by --profile
 PRECISIONS = {  # name: (trainer compute dtype, model.matmul_dtype)
     "f32": (jnp.float32, None),
     "bf16_matmul": (jnp.float32, "bfloat16"),
@@ -155,7 +157,7 @@ def run(task_name: str, variant: str, remat: str, precision: str, state, batch, 
             "temp_gib": temp_gib, "rss_gib": peak_rss_gib(), "device_gib": float("nan")}
   if temp_gib > max_temp_gib:
     return result  # would not fit next to the weights: reported, not run
-  calls = iter(range(1 << 30))
+  calls = itertools.count()
 
   def call():
     nonlocal trainable, opt_state, stats
@@ -178,9 +180,6 @@ def run(task_name: str, variant: str, remat: str, precision: str, state, batch, 
     except Exception as e:  # pylint: disable=broad-except  (the row's numbers still count)
       result["profile_error"] = f"{type(e).__name__}: {e}"
   return result
-
-
-PROFILED_STEPS = 3
 
 
 def _cost(stage, key: str) -> float:
