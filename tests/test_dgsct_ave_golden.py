@@ -6,16 +6,16 @@ the golden weights are regenerated from the rule (all 2646 official keys, the
 `check_source` into the abstract model (no random init), and the model runs once
 capturing every adapter's residual and spatial map.
 
-Tolerances. Final outputs: max|Δ|/max|ref| ≤ 1e-4 against both the float32 and the
-float64 reference runs. Pooled features: this random-weight network amplifies
-rounding noise ~10³× (unscaled adapter softmaxes over logits in the hundreds). On
-pooled_visual the reference's own float32 run is 1.2e-4 max-relative away from a
-float64 network fed the same float32 mel image, ours 6.4e-5; ours is 1.8–2.0e-4 /
-0.97–1.05e-4 (visual / audio; it varies with the device layout) from the reference's
-float32 run and 1.6–1.8e-4 / 0.8–0.9e-4 from its float64 run (relative RMS ≤ 8e-5). A 1e-4 max-relative bound against a float32 run is therefore below the
-reference's own float32 reproducibility; semantic parity is proven in float64 instead
-(test_dgsct_ave_golden_f64.py: ≤ 1e-10). Here the pooled features are checked at 1e-4
-in relative RMS (‖Δ‖/‖ref‖) and at 3e-4 in max relative error.
+Tolerances. float32 rounding depends on the host CPU (its vector width decides XLA:CPU's
+summation order), and this random-weight network amplifies it ~10³× (unscaled adapter
+softmaxes over logits in the hundreds): on pooled_visual the reference's own float32 run
+is 1.2e-4 max-relative away from a float64 network fed the same float32 mel image. So
+the float32 bounds here sit at a few times that reproducibility, and semantic parity is
+proven in float64 instead (test_dgsct_ave_golden_f64.py: ≤ 1e-10). Measured on a host with
+AVX-512 / one with AVX only: final outputs 1e-4 / 1.05e-4 max|Δ|/max|ref| from the float32
+and the float64 runs (bound 3e-4); pooled features up to 2.0e-4 max-relative (bound 6e-4)
+and 8e-5 / 1.6e-4 relative RMS (bound 3e-4); the first spatial-map values 1.5e-4 on the
+AVX-only host (bound 3e-4).
 Adapter residuals and maps: residual mean/std within 1e-4 of the std; of the first 64
 values (both layouts) the median error ≤ 1e-4 of the std (5e-4 for the four deepest
 pairs, where float32 noise has been amplified most: observed ≤ 8e-5) and the largest
@@ -98,8 +98,8 @@ def test_outputs_match_official(golden_run, name):
   out, io = golden_run["out"], golden_run["io"]
   ours = ave_head.to_official_layout({name: out[name]})[name]
   assert ours.shape == io[f"out_{name}"].shape
-  assert max_rel(ours, io[f"out_{name}"]) <= 1e-4
-  assert max_rel(ours, io[f"out64_{name}"]) <= 1e-4
+  assert max_rel(ours, io[f"out_{name}"]) <= 3e-4
+  assert max_rel(ours, io[f"out64_{name}"]) <= 3e-4
 
 
 @pytest.mark.parametrize("ours_key, ref_key", [("pooled_visual", "vis"), ("pooled_audio", "audio")])
@@ -108,8 +108,8 @@ def test_pooled_features_match_official(golden_run, ours_key, ref_key):
   ours = out[ours_key]
   assert ours.shape == io[f"pooled_{ref_key}"].shape
   for ref in (io[f"pooled_{ref_key}"], io[f"pooled64_{ref_key}"]):
-    assert rms_rel(ours, ref) <= 1e-4
-    assert max_rel(ours, ref) <= 3e-4
+    assert rms_rel(ours, ref) <= 3e-4
+    assert max_rel(ours, ref) <= 6e-4
 
 
 @pytest.mark.parametrize("name", SETS)
@@ -124,7 +124,7 @@ def test_adapter_residuals_and_maps(golden_run, name):
     assert err.max() <= 1e-2, (key, err.max(axis=1))
   assert np.abs(s["res_mean"] - io[f"{name}__res_mean"]).max() <= 1e-4 * std.min()
   np.testing.assert_allclose(s["res_std"], io[f"{name}__res_std"], rtol=1e-4)
-  assert max_rel(s["smap_first64"], io[f"{name}__smap_first64"]) <= 1e-4
+  assert max_rel(s["smap_first64"], io[f"{name}__smap_first64"]) <= 3e-4
   np.testing.assert_allclose(s["smap_mean"], io[f"{name}__smap_mean"], rtol=1e-5)
   # The maps are nearly uniform (std ≈ 1e-2..4e-2 of the mean, 1/N), so their spread
   # is compared to their mean: float32 noise reaches ~1e-4 of it (observed up to 8e-5,
