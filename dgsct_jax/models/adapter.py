@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from dgsct_jax.models import initializers
 from dgsct_jax.models import layers
 from dgsct_jax.models import matmul
 from dgsct_jax.models import resize
@@ -186,7 +187,7 @@ class Adapter(nnx.Module):
     self.gate = nnx.Param(jnp.zeros((1,))) if use_gate else None
     if cfg.latent_tokens:
       shape = (cfg.num_tokens, dim)
-      self.my_tokens = nnx.Param(jax.random.uniform(rngs.params(), shape)
+      self.my_tokens = nnx.Param(initializers.uniform(rngs.params(), shape)
                                  if cfg.token_init == "uniform" else jnp.zeros(shape))
       if cfg.gate_tk:
         self.gate_tk = nnx.Param(jnp.ones((1,)))  # built by the reference, never used

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from dgsct_jax.models import initializers
 from dgsct_jax.models import matmul
 
 class Trainable(nnx.Param):
@@ -78,7 +79,7 @@ def with_axes(init, axes):
 
 def trunc_normal(std: float, axes=None):
   """timm's trunc_normal_(std) with bounds ±2 (absolute, i.e. ≈ ±100σ: a plain normal)."""
-  return with_axes(nnx.initializers.truncated_normal(std, lower=-2.0 / std, upper=2.0 / std),
+  return with_axes(initializers.truncated_normal(std, -2.0 / std, 2.0 / std),
                    axes)
 
 
@@ -89,14 +90,14 @@ def param(value, axes, kind=nnx.Param) -> nnx.Variable:
 
 def torch_kernel_init(axes=None):
   """PyTorch's Linear/Conv default: U(±1/sqrt(fan_in)) (kaiming_uniform, a=√5)."""
-  return with_axes(nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"), axes)
+  return with_axes(initializers.variance_scaling_uniform(1.0 / 3.0, "fan_in"), axes)
 
 
 def torch_bias_init(fan_in: int, axes=None):
   bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
 
   def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
+    return initializers.uniform(key, shape, dtype, -bound, bound)
 
   return with_axes(init, axes)
 
@@ -125,8 +126,8 @@ def layer_norm(num_features: int, *, eps: float = 1e-5, dtype=None,
   """
   return nnx.LayerNorm(num_features, epsilon=eps, dtype=dtype, param_dtype=param_dtype,
                        use_fast_variance=False,
-                       scale_init=with_axes(nnx.initializers.ones, ("norm",)),
-                       bias_init=with_axes(nnx.initializers.zeros, ("norm",)),
+                       scale_init=with_axes(initializers.ones, ("norm",)),
+                       bias_init=with_axes(initializers.zeros, ("norm",)),
                        rngs=rngs)
 
 
@@ -156,10 +157,10 @@ class BatchNorm(nnx.Module):
     self.momentum = momentum
     self.eps = eps
     self.dtype = dtype
-    self.scale = nnx.Param(jnp.ones((num_features,), param_dtype))
-    self.bias = nnx.Param(jnp.zeros((num_features,), param_dtype))
-    self.mean = nnx.BatchStat(jnp.zeros((num_features,), jnp.float32))
-    self.var = nnx.BatchStat(jnp.ones((num_features,), jnp.float32))
+    self.scale = nnx.Param(initializers.ones(None, (num_features,), param_dtype))
+    self.bias = nnx.Param(initializers.zeros(None, (num_features,), param_dtype))
+    self.mean = nnx.BatchStat(initializers.zeros(None, (num_features,)))
+    self.var = nnx.BatchStat(initializers.ones(None, (num_features,)))
 
   def __call__(self, x, *, use_running_average: bool = True):
     reduce_axes = tuple(range(x.ndim - 1))

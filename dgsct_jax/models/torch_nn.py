@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from dgsct_jax.models import initializers
 from dgsct_jax.models import layers
 
 
@@ -30,7 +31,7 @@ def dropout(x, rate: float, *, deterministic: bool = True, rngs: nnx.Rngs | None
 
 
 def _uniform(key, shape, bound):
-  return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+  return initializers.uniform(key, shape, jnp.float32, -bound, bound)
 
 
 class Embedding(nnx.Module):
@@ -39,7 +40,7 @@ class Embedding(nnx.Module):
 
   def __init__(self, num_embeddings: int, embedding_dim: int, *, rngs: nnx.Rngs):
     self.weight = layers.param(
-        jax.random.normal(rngs.params(), (num_embeddings, embedding_dim), jnp.float32),
+        initializers.normal(rngs.params(), (num_embeddings, embedding_dim), jnp.float32),
         ("vocab", "embed"))
 
   def __call__(self, ids):
@@ -124,7 +125,8 @@ class MultiheadAttention(nnx.Module):
     self.embed_dim = embed_dim
     self.num_heads = num_heads
     self.dropout_rate = dropout_rate
-    xavier = nnx.initializers.xavier_uniform()  # PyTorch: xavier on (3E, E), zero biases
+    # PyTorch: xavier on (3E, E), zero biases
+    xavier = initializers.variance_scaling_uniform(1.0, "fan_avg")
     self.in_proj_weight = layers.param(xavier(rngs.params(), (3 * embed_dim, embed_dim)),
                                        ("mlp", "embed"))
     self.in_proj_bias = layers.param(jnp.zeros((3 * embed_dim,)), ("mlp",))
