@@ -20,7 +20,7 @@ def test_every_trainable_task_is_checked():
 @pytest.mark.parametrize("name", [n for n in tasks.trainable_names()
                                   if n not in contract.CHECKED_ELSEWHERE])
 def test_task_contract(name, tmp_path):
-  """Two epochs of 4 steps, an evaluation after each, predict after training (one device:
+  """Two epochs of 2 steps, an evaluation after each, predict after training (one device:
   the sharded step is tested with the stand-in; so is resuming through main, in
   test_resume.py: the trainer saves and restores every task's state trees alike)."""
   config = importlib.import_module("contract_config").get_config(f"task={name}")
