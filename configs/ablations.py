@@ -5,6 +5,9 @@ Every task config takes `ablation=<name>` (configs/common.py applies the row):
     --config=configs/ave.py:variant=large,ablation=lavish
     --config=configs/demo.py:ablation=no_spatial
 
+and the task configs' `get_hyper` sweeps the table over seeds
+(`python -m dgsct_jax.sweep --config=configs/ave.py:variant=large --root=...`).
+
 A row names config fields by dotted path; a field the task's config lacks
 (e.g. an AVE-head switch on another task) is an error that names it.
 """
@@ -31,6 +34,16 @@ ABLATIONS = {
     "p1_only": {"model.p2": False},
     "p2_only": {"model.p1": False},
 }
+
+
+# The paper's ablation table, in its order ("" = the full model).
+PAPER_TABLE = ("", "no_spatial", "no_channel", "no_temporal", "a2v_only", "v2a_only", "p1_only",
+               "p2_only", "no_latent_tokens", "lavish", "frozen_baseline")
+
+
+def sweep(hyper, *, seeds, rows=PAPER_TABLE):
+  """`rows` × `seeds`, for a config's `get_hyper` (dgsct_jax/sweep/hyper.py)."""
+  return hyper.product([hyper.sweep("ablation", rows), hyper.sweep("seed", seeds)])
 
 
 def apply(config, name: str):

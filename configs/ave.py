@@ -12,6 +12,7 @@ bn0 updates).
 """
 import ml_collections
 
+from configs import ablations
 from configs import common
 from dgsct_jax.models import presets
 
@@ -33,3 +34,11 @@ def get_config(arg=None):
                             samples_per_segment=c.model.htsat.sample_rate,
                             sample_rate=c.model.htsat.sample_rate)
   return common.finalize(c, arg)
+
+
+def get_hyper(hyper):
+  """The paper's AVE ablation table (configs/ablations.py), three seeds a row:
+
+      python -m dgsct_jax.sweep --config=configs/ave.py:variant=large --root=...
+  """
+  return ablations.sweep(hyper, seeds=(43, 44, 45))

@@ -29,6 +29,7 @@ data=music_avqa|synthetic/avqa|random, clean, seed, ablation, runlocal.
 """
 import ml_collections
 
+from configs import ablations
 from configs import common
 from dgsct_jax.models import presets
 
@@ -66,3 +67,13 @@ def get_config(arg=None):
   if arg.runlocal:
     c.epochs = 2
   return common.finalize(c, arg)
+
+
+def get_hyper(hyper):
+  """The ablation table on AVQA, three seeds a row (no `no_temporal`: AVST has no
+  AVE-style temporal gate):
+
+      python -m dgsct_jax.sweep --config=configs/avqa.py:variant=large --root=...
+  """
+  return ablations.sweep(hyper, seeds=(1, 2, 3),
+                         rows=tuple(r for r in ablations.PAPER_TABLE if r != "no_temporal"))

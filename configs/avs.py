@@ -23,6 +23,7 @@ ablation, runlocal.
 """
 import ml_collections
 
+from configs import ablations
 from configs import common
 from dgsct_jax.models import presets
 from dgsct_jax.tasks.avs import task as avs_task
@@ -69,3 +70,11 @@ def get_config(arg=None):
   if arg.runlocal:
     c.epochs = 2
   return common.finalize(c, arg)
+
+
+def get_hyper(hyper):
+  """The ablation table on AVS (S4 or MS3: the `subset` argument), three seeds a row:
+
+      python -m dgsct_jax.sweep --config=configs/avs.py:variant=large --root=...
+  """
+  return ablations.sweep(hyper, seeds=(123, 124, 125))

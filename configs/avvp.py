@@ -17,6 +17,7 @@ frozen encoders in eval mode, which also turns the log-mel mixup off.
 """
 import ml_collections
 
+from configs import ablations
 from configs import common
 from dgsct_jax.models import presets
 
@@ -51,3 +52,13 @@ def get_config(arg=None):
   if arg.runlocal:
     c.epochs = 2
   return common.finalize(c, arg)
+
+
+def get_hyper(hyper):
+  """The ablation table on AVVP, three seeds a row (no `no_temporal`: MGN has no
+  AVE-style temporal gate):
+
+      python -m dgsct_jax.sweep --config=configs/avvp.py:variant=large --root=...
+  """
+  return ablations.sweep(hyper, seeds=(1, 2, 3),
+                         rows=tuple(r for r in ablations.PAPER_TABLE if r != "no_temporal"))

@@ -73,3 +73,16 @@ def get_config(arg=None):
       encoders={"visual": {"arch": "swinv2", "input": "frames", "final_norm": True},
                 "audio": {"arch": "htsat", "input": "audio", "final_norm": False}}))
   return c
+
+
+def get_hyper(hyper):
+  """The demo sweep: the full model against the frozen encoders without DG-SCT's adapters,
+  two seeds each, one epoch (a short schedule, where guidance matters most), the encoders
+  pretrained once for all points:
+
+      python -m dgsct_jax.sweep --config=configs/demo.py --root=runs/demo_sweep
+      python -m dgsct_jax.sweep collect --root=runs/demo_sweep
+  """
+  return hyper.product([hyper.fixed("epochs", 1),
+                        hyper.sweep("ablation", ["", "frozen_baseline"]),
+                        hyper.sweep("seed", [43, 44])])
