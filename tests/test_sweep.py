@@ -44,11 +44,11 @@ def test_the_shipped_ablation_sweeps_name_and_build_every_point():
   plan = plan_lib.load("configs/ave.py:variant=tiny,ablation=lavish")
   assert (plan.task, plan.selection_metric, plan.selection_mode) == ("ave", "accuracy", "max")
   assert len(plan.points) == 11 * 3 and plan.points[0].name == "ablation=none,seed=43"
-  assert plan.points[3].label == "ablation=no_spatial"
+  assert plan.points[3].label() == "ablation=no_spatial"
   assert plan.config_spec(plan.points[3]) == (
       "configs/ave.py:variant=tiny,ablation=no_spatial,seed=43")  # the point's value wins
   for config in ("avvp", "avs", "avqa"):
-    assert {p.label for p in plan_lib.load(f"configs/{config}.py:variant=tiny").points} >= {
+    assert {p.label() for p in plan_lib.load(f"configs/{config}.py:variant=tiny").points} >= {
         "ablation=none", "ablation=frozen_baseline", "ablation=lavish"}
 
 
@@ -109,14 +109,14 @@ def test_a_sweep_runs_stops_on_ctrl_c_resumes_and_collects(tmp_path):
   assert collected.returncode == 0, collected.stderr
   results = [json.loads((p / "result.json").read_text()) for p in (first, second)]
   [row] = list(csv.DictReader((root / "results.csv").open()))
-  assert (row["point"], row["optim.lr" if "optim.lr" in row else "config.optim.lr"],
-          row["n"]) == ("optim.lr=0.001", "0.001", "2")
+  assert (row["point"], row["n"]) == ("(base)", "2")  # lr is fixed: one row, the seeds
   accuracy = [r["accuracy"] for r in results]
   np.testing.assert_allclose(float(row["accuracy_mean"]), np.mean(accuracy), rtol=1e-5)
   np.testing.assert_allclose(float(row["accuracy_std"]), np.std(accuracy, ddof=1), rtol=1e-5,
                              atol=1e-9)
   assert (root / "results.png").stat().st_size > 0
-  assert "| optim.lr=0.001 | 2/2 |" in (root / "results.md").read_text()
+  table = (root / "results.md").read_text()
+  assert "| (base) | 2/2 |" in table and "Every point: optim.lr=0.001." in table
 
 
 def _fake_sweep(root, results, selection_mode="max"):

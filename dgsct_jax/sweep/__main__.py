@@ -20,6 +20,7 @@ dgsct_jax/sweep/collect.py); it works on a partial sweep and lists the missing p
 Exit status: 0; 75 when a point was stopped by a signal (run again to continue); 1 when a
 point failed (the others still ran); 2 for a bad config, plan or flag.
 """
+import os
 import sys
 
 from absl import app
@@ -49,20 +50,26 @@ def _fail(message: str) -> int:
 
 def main(argv) -> int:
   args = argv[1:]  # after absl's flags: the command, then the flags after `--`
+  root = os.path.expanduser(_ROOT.value)
   if args[:1] == ["collect"]:
-    if args[1:]:
-      return _fail(f"collect takes no other arguments: {args[1:]}")
-    try:
-      written = collect.write(_ROOT.value)
-    except (FileNotFoundError, ValueError, KeyError) as e:
-      return _fail(str(e))
-    print("\n".join(written["written"]))
-    if written["missing"]:
-      print(f"missing {len(written['missing'])} points: {', '.join(written['missing'])}")
-    return 0
+    return _fail(f"collect takes no other arguments: {args[1:]}") if args[1:] else _collect(root)
   if args and not args[0].startswith("-"):
     return _fail(f"unknown command {args[0]!r}: run a sweep (no command) or `collect`")
-  extra_flags = args
+  return _run(root, args)
+
+
+def _collect(root: str) -> int:
+  try:
+    written = collect.write(root)
+  except (FileNotFoundError, ValueError, KeyError) as e:
+    return _fail(str(e))
+  print("\n".join(written["written"]))
+  if written["missing"]:
+    print(f"missing {len(written['missing'])} points: {', '.join(written['missing'])}")
+  return 0
+
+
+def _run(root: str, extra_flags: list[str]) -> int:
   if not _CONFIG.value:
     return _fail("--config is required to run a sweep")
   try:
@@ -70,14 +77,14 @@ def main(argv) -> int:
   except (FileNotFoundError, ValueError) as e:
     return _fail(str(e))
   if plan.has_pretrain and not any(f.startswith("--weights_dir") for f in extra_flags):
-    extra_flags = [f"--weights_dir={_ROOT.value.rstrip('/')}/encoders", *extra_flags]
+    extra_flags = [f"--weights_dir={root.rstrip('/')}/encoders", *extra_flags]
   if _LAUNCH.value == "local":
-    return run.run_local(plan, _ROOT.value, extra_flags)
+    return run.run_local(plan, root, extra_flags)
   if not (_TPU.value and _ZONE.value):
     return _fail("--launch=tpu_pod needs --tpu and --zone")
   launcher = [f"--tpu={_TPU.value}", f"--zone={_ZONE.value}"] + (
       [f"--project={_PROJECT.value}"] if _PROJECT.value else [])
-  return run.launch_tpu_pod(plan, _ROOT.value, launcher, extra_flags, dry_run=_DRY_RUN.value)
+  return run.launch_tpu_pod(plan, root, launcher, extra_flags, dry_run=_DRY_RUN.value)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,13 @@ import numpy as np
 from dgsct_jax.sweep import plan as plan_lib
 
 
+BASE = "(base)"  # the label of the row of a sweep over seeds only
+
+
 @dataclasses.dataclass
 class Row:
-  label: str
-  overrides: dict  # without the seed
+  label: str  # its overrides but the seed and the names fixed in the whole sweep
+  overrides: dict  # the same, as values
   values: dict[str, list[float]]  # metric → one value per finished seed
   planned: int  # points of this row in the plan
 
@@ -42,9 +45,12 @@ def gather(root) -> tuple[plan_lib.Plan, list[Row], list[str], list[str]]:
   plan = plan_lib.read(root)
   rows: dict[str, Row] = {}
   metrics, missing = [], []
+  fixed = plan.fixed_names()
   for point in plan.points:
-    row = rows.setdefault(point.label, Row(point.label, {
-        k: v for k, v in point.overrides.items() if k not in plan_lib.SEED_NAMES}, {}, 0))
+    label = point.label(fixed) or BASE
+    row = rows.setdefault(label, Row(label, {
+        k: v for k, v in point.overrides.items()
+        if k not in plan_lib.SEED_NAMES and k not in fixed}, {}, 0))
     row.planned += 1
     path = epath.Path(root) / point.name / "result.json"
     if not path.exists():
@@ -69,7 +75,7 @@ def _metrics(result: dict, path) -> dict[str, float]:
 def best(plan, rows: list[Row], metric: str) -> str | None:
   """The label of the row with the best mean of `metric`."""
   means = {r.label: r.mean(metric) for r in rows if not np.isnan(r.mean(metric))}
-  if not means:
+  if len(set(means.values())) < 2:  # nothing to choose (e.g. a baseline the same everywhere)
     return None
   pick = min if metric == plan.selection_metric and plan.selection_mode == "min" else max
   return pick(means, key=means.get)
@@ -82,13 +88,15 @@ def markdown(plan, rows, metrics, missing) -> str:
             else f"{mean:.2f} ± {std:.2f}")
     return f"**{text}**" if row.label == best(plan, rows, metric) else text
 
+  fixed = {k: v for k, v in plan.fixed_names().items() if k not in plan_lib.SEED_NAMES}
   lines = [f"# {plan.config_file}{':' + plan.base_arg if plan.base_arg else ''}", "",
            f"Task `{plan.task}`; mean ± sample std over seeds; n = finished seeds of the "
-           "row's planned ones; best mean in bold.", "",
+           "row's planned ones; best mean in bold."
+           + (f" Every point: {plan_lib.Point(fixed).name}." if fixed else ""), "",
            "| point | n | " + " | ".join(metrics) + " |",
            "|---|---|" + "---|" * len(metrics)]
   for row in rows:
-    lines.append(f"| {row.label or '(base)'} | {row.n}/{row.planned} | "
+    lines.append(f"| {row.label} | {row.n}/{row.planned} | "
                  + " | ".join(cell(row, m) for m in metrics) + " |")
   if missing:
     lines += ["", f"Missing ({len(missing)} of {len(plan.points)} points): "
@@ -121,7 +129,7 @@ def plot(plan, rows, metric, path):
   fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.5) if axis is None else (6, 4))
   if axis is None:
     ax.barh(range(len(rows)), means, xerr=errors, capsize=3, color="tab:blue")
-    ax.set_yticks(range(len(rows)), [r.label or "(base)" for r in rows])
+    ax.set_yticks(range(len(rows)), [r.label for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel(metric)
   else:

@@ -34,11 +34,10 @@ class Point:
     return ",".join(f"{short_name(k)}={_text(v)}" for k, v in self.overrides.items()).replace(
         "/", "_")
 
-  @property
-  def label(self) -> str:
-    """The point's row in the results: its overrides but the seed ('' for none)."""
+  def label(self, leave_out=()) -> str:
+    """The point's row in the results: its overrides but the seed and `leave_out`."""
     return ",".join(f"{short_name(k)}={_text(v)}" for k, v in self.overrides.items()
-                    if k not in SEED_NAMES)
+                    if k not in SEED_NAMES and k not in leave_out)
 
   def config_args(self) -> dict[str, str]:
     return {k: _arg_text(v) for k, v in self.overrides.items() if not k.startswith(CONFIG_PREFIX)}
@@ -71,6 +70,15 @@ class Plan:
             f"--workdir={workdir}", "--config.eval.predict_after_train=True",
             *[f"--config.{path}={value}" for path, value in point.field_overrides().items()],
             *extra_flags]
+
+  def fixed_names(self) -> dict:
+    """{name: value} of the names that have one value in every point."""
+    values = {}
+    for point in self.points:
+      for k, v in point.overrides.items():
+        values.setdefault(k, []).append(v)
+    return {k: v[0] for k, v in values.items()
+            if len(v) == len(self.points) and all(x == v[0] for x in v)}
 
   def to_json(self) -> str:
     return json.dumps(dict(dataclasses.asdict(self),
