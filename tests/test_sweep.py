@@ -50,6 +50,9 @@ def test_the_shipped_ablation_sweeps_name_and_build_every_point():
   for config in ("avvp", "avs", "avqa"):
     assert {p.label() for p in plan_lib.load(f"configs/{config}.py:variant=tiny").points} >= {
         "ablation=none", "ablation=frozen_baseline", "ablation=lavish"}
+  demo = plan_lib.load("configs/demo.py")  # pretrains its encoders: shared by its points
+  assert demo.has_pretrain and [p.label(demo.fixed_names()) for p in demo.points] == [
+      "ablation=none", "ablation=none", "ablation=frozen_baseline", "ablation=frozen_baseline"]
 
 
 @pytest.mark.parametrize("points, error", [
