@@ -11,6 +11,8 @@ and the task configs' `get_hyper` sweeps the table over seeds
 A row names config fields by dotted path; a field the task's config lacks
 (e.g. an AVE-head switch on another task) is an error that names it.
 """
+from dgsct_jax import config_utils
+
 ABLATIONS = {
     # No DG-SCT: frozen encoders + the task head; each stream's final tokens mean-pooled.
     "frozen_baseline": {"model.visual_adapters": False, "model.audio_adapters": False,
@@ -41,8 +43,10 @@ PAPER_TABLE = ("", "no_spatial", "no_channel", "no_temporal", "a2v_only", "v2a_o
                "p2_only", "no_latent_tokens", "lavish", "frozen_baseline")
 
 
-def sweep(hyper, *, seeds, rows=PAPER_TABLE):
-  """`rows` × `seeds`, for a config's `get_hyper` (dgsct_jax/sweep/hyper.py)."""
+def sweep(hyper, *, seeds, skip=()):
+  """The rows of PAPER_TABLE but `skip` × `seeds`, for a config's `get_hyper`
+  (dgsct_jax/sweep/hyper.py)."""
+  rows = [r for r in PAPER_TABLE if r not in skip]
   return hyper.product([hyper.sweep("ablation", rows), hyper.sweep("seed", seeds)])
 
 
@@ -51,11 +55,9 @@ def apply(config, name: str):
   if name not in ABLATIONS:
     raise ValueError(f"unknown ablation {name!r}; known: {sorted(ABLATIONS)}")
   for path, value in ABLATIONS[name].items():
-    *parents, leaf = path.split(".")
-    node = config
-    for key in parents:
-      node = node[key] if key in node else {}
-    if leaf not in node:
-      raise ValueError(f"ablation {name!r} sets {path}, which this config does not have")
-    node[leaf] = value
+    try:
+      config_utils.set_field(config, path, value)
+    except KeyError:
+      raise ValueError(f"ablation {name!r} sets {path}, which this config does not have"
+                       ) from None
   return config

@@ -34,19 +34,35 @@ def _convert(name: str, text: str, default):
   raise TypeError(f"config arg {name}: unsupported default type {type(default).__name__}")
 
 
+def arg_tokens(arg: str | None) -> dict[str, str | None]:
+  """'a=1,b' → {'a': '1', 'b': None}, in order (a name given twice: its last value)."""
+  tokens = {}
+  for token in filter(None, (t.strip() for t in (arg or "").split(","))):
+    name, has_value, text = token.partition("=")
+    tokens[name.strip()] = text if has_value else None
+  return tokens
+
+
+def set_field(config: ml_collections.ConfigDict, path: str, value):
+  """Sets the field at dotted `path` of `config`; KeyError when the config has no such
+  field (a field's type is kept: a value of another type is a TypeError)."""
+  *parents, leaf = path.split(".")
+  node = config
+  for key in parents:
+    node = node[key] if isinstance(node, ml_collections.ConfigDict) and key in node else None
+  if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+    raise KeyError(path)
+  node[leaf] = value
+
+
 def parse_arg(arg: str | None, *, choices=None, **defaults) -> ml_collections.ConfigDict:
   """Parses 'a=1,b,c=x' against typed `defaults` (and `choices` {name: allowed values});
   returns a locked ConfigDict."""
   values = dict(defaults)
-  for token in (arg or "").split(","):
-    token = token.strip()
-    if not token:
-      continue
-    name, has_value, text = token.partition("=")
-    name = name.strip()
+  for name, text in arg_tokens(arg).items():
     if name not in defaults:
       raise ValueError(f"unknown config arg {name!r}; known: {sorted(defaults)}")
-    if not has_value:
+    if text is None:
       if not isinstance(defaults[name], bool):
         raise ValueError(f"config arg {name!r} needs a value ({name}=...)")
       values[name] = True

@@ -12,8 +12,8 @@ import pathlib
 import sys
 
 from etils import epath
-import ml_collections
 
+from dgsct_jax import config_utils
 from dgsct_jax import tasks
 from dgsct_jax.sweep import hyper
 
@@ -59,7 +59,7 @@ class Plan:
 
   def config_spec(self, point: Point) -> str:
     """`--config`'s value for `point`: the file with the base arguments, the point's on top."""
-    args = dict(_tokens(self.base_arg), **point.config_args())
+    args = dict(config_utils.arg_tokens(self.base_arg), **point.config_args())
     arg = ",".join(name if text is None else f"{name}={text}" for name, text in args.items())
     return f"{self.config_file}:{arg}" if arg else self.config_file
 
@@ -126,14 +126,10 @@ def _checked_config(module, plan: Plan, point: Point):
   except (ValueError, TypeError, KeyError) as e:
     raise ValueError(f"{where}: {e}") from e
   for path, value in point.field_overrides().items():
-    *parents, leaf = path.split(".")
-    node = config
-    for key in parents:
-      node = node[key] if isinstance(node, ml_collections.ConfigDict) and key in node else None
-    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-      raise ValueError(f"{where}: the config has no field {path}")
     try:
-      node[leaf] = value
+      config_utils.set_field(config, path, value)
+    except KeyError:
+      raise ValueError(f"{where}: the config has no field {path}") from None
     except (TypeError, ValueError) as e:
       raise ValueError(f"{where}: {path}={value!r}: {e}") from e
   return config
@@ -148,15 +144,6 @@ def _import(config_file: str):
   sys.modules[spec.name] = module
   spec.loader.exec_module(module)
   return module
-
-
-def _tokens(arg: str) -> dict[str, str | None]:
-  """'a=1,b' → {'a': '1', 'b': None}, in order."""
-  out = {}
-  for token in filter(None, (t.strip() for t in arg.split(","))):
-    name, has_value, text = token.partition("=")
-    out[name.strip()] = text if has_value else None
-  return out
 
 
 def short_name(name: str) -> str:
