@@ -82,11 +82,13 @@ def best(plan, rows: list[Row], metric: str) -> str | None:
 
 
 def markdown(plan, rows, metrics, missing) -> str:
+  winners = {metric: best(plan, rows, metric) for metric in metrics}
+
   def cell(row, metric):
     mean, std = row.mean(metric), row.std(metric)
     text = ("–" if np.isnan(mean) else f"{mean:.2f}" if np.isnan(std)
             else f"{mean:.2f} ± {std:.2f}")
-    return f"**{text}**" if row.label == best(plan, rows, metric) else text
+    return f"**{text}**" if row.label == winners[metric] else text
 
   fixed = {k: v for k, v in plan.fixed_names().items() if k not in plan_lib.SEED_NAMES}
   lines = [f"# {plan.config_file}{':' + plan.base_arg if plan.base_arg else ''}", "",

@@ -47,7 +47,7 @@ def run_local(plan: plan_lib.Plan, root: str, extra_flags=(), log=print) -> int:
       log(f"{where}: stopped with a checkpoint; run the same command to continue the sweep")
       return PREEMPTED_EXIT
     if status != 0:
-      log(f"{where}: failed with exit status {status} (its log: {workdir})")
+      log(f"{where}: failed with exit status {status} (its output is above; workdir {workdir})")
       failed.append(point.name)
   if failed:
     log(f"{len(failed)} of {len(plan.points)} points failed: {failed}")
