@@ -125,6 +125,16 @@ def make_optimizer(optim, trainable, *, batches_per_epoch: int):
   return tx, schedule
 
 
+def global_norm(tree) -> jnp.ndarray:
+  """The L2 norm of all leaves of `tree` (as optax.global_norm), reduced once over their
+  concatenation: a reduction per leaf is a kernel per leaf, and XLA:CPU's compile time grows
+  with the number of kernels (a model with a trainable encoder has over a thousand leaves)."""
+  leaves = [jnp.ravel(x).astype(jnp.float32) for x in jax.tree.leaves(tree)]
+  if not leaves:
+    return jnp.zeros((), jnp.float32)
+  return jnp.sqrt(jnp.sum(jnp.square(jnp.concatenate(leaves))))
+
+
 def update_count(opt_state) -> jnp.ndarray:
   """The number of optimizer updates applied so far (for logging the lr)."""
   counts = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(opt_state)

@@ -88,7 +88,7 @@ def _train(model: EncoderClassifier, inputs: np.ndarray, labels: np.ndarray, pre
 
   def loss_fn(trainable, stats, x, y, rng):
     m = nnx_utils.merge(parts.graphdef, trainable, parts.frozen, stats)
-    logits = m(x, deterministic=False, rngs=nnx.Rngs(rng))
+    logits = m(x, deterministic=False, rngs=layers.DropoutStream(rng))
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
     return loss, ((logits.argmax(-1) == y).mean(), nnx_utils.stats_of(m))
 

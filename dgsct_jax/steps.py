@@ -7,12 +7,12 @@ differentiate.
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
 
 from dgsct_jax import input_pipeline
 from dgsct_jax import nnx_utils
 from dgsct_jax import optim as optim_lib
 from dgsct_jax import train_state
+from dgsct_jax.models import layers
 from dgsct_jax.tasks import base
 
 
@@ -20,7 +20,7 @@ def forward(task, graphdef, trainable, frozen, stats, inputs, *, deterministic, 
   """Model outputs (float32) on the INPUT fields and the BatchNorm statistics after the call.
   Trainable weights and floating inputs run in the compute `dtype`."""
   model = nnx_utils.merge(graphdef, train_state.cast_floats(trainable, dtype), frozen, stats)
-  rngs = nnx.Rngs(rng) if rng is not None else None
+  rngs = layers.DropoutStream(rng) if rng is not None else None
   out = task.apply(model, train_state.cast_floats(inputs, dtype), deterministic=deterministic,
                    rngs=rngs)
   out = jax.tree.map(lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating)
@@ -61,8 +61,8 @@ def make_train_step(config, task, layout, tx, schedule, opt_sh):
     new_state = {"trainable": trainable, "opt_state": opt_state, "stats": stats,
                  "step": state["step"] + 1, "rng": state["rng"]}
     metrics = {f"loss_{k}" if k != "total" else "loss": v for k, v in losses.items()}
-    metrics["grad_norm"] = optax.global_norm(grads)
-    metrics["param_norm"] = optax.global_norm(trainable)
+    metrics["grad_norm"] = optim_lib.global_norm(grads)
+    metrics["param_norm"] = optim_lib.global_norm(trainable)
     metrics["lr"] = schedule(optim_lib.update_count(state["opt_state"]))
     return new_state, metrics
 

@@ -1,12 +1,15 @@
 """The jitted train step: sharded (8 virtual devices, DP and DP+FSDP) == 1 device,
 gradients and optimizer state for the trainable part only, frozen weights untouched
-and not donated; the optimizer's schedule, per-group lr and both accumulation modes."""
+and not donated; the optimizer's schedule, per-group lr and both accumulation modes; the
+step's norms and random stream."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from ml_collections import ConfigDict
+
+from flax import nnx
 
 import trainer_configs
 from dgsct_jax import input_pipeline
@@ -16,6 +19,7 @@ from dgsct_jax import sharding as sharding_lib
 from dgsct_jax import steps as steps_lib
 from dgsct_jax import tasks
 from dgsct_jax import train_state
+from dgsct_jax.models import layers
 
 STEPS = 3
 
@@ -238,3 +242,27 @@ def test_bfloat16_compute_tracks_float32(single_device):
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state["trainable"]))
   assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(frozen))
   np.testing.assert_allclose(losses16, losses32, rtol=3e-2)
+
+
+def test_global_norm_is_optax_s():
+  rng = np.random.default_rng(0)
+  tree = {"a": rng.standard_normal((3, 4)).astype(np.float32),
+          "b": [rng.standard_normal(7).astype(np.float32), np.float32(2.5)]}
+  np.testing.assert_allclose(jax.jit(optim_lib.global_norm)(tree), optax.global_norm(tree),
+                             rtol=1e-6)
+  assert optim_lib.global_norm({}) == 0
+
+
+@pytest.mark.parametrize("key", [3, jax.random.key(3), jax.random.key_data(jax.random.key(3))],
+                         ids=["int", "typed", "raw"])
+def test_dropout_stream_draws_the_keys_of_nnx_rngs(key):
+  """The forward pass's stream gives nnx.Rngs(key).dropout()'s keys, eagerly and traced,
+  without an RNG-count variable."""
+  def draws(rngs):
+    return jnp.stack([jax.random.key_data(rngs.dropout()) for _ in range(3)])
+  want = draws(nnx.Rngs(key))
+  np.testing.assert_array_equal(draws(layers.DropoutStream(key)), want)
+  traced = jax.jit(lambda k: draws(layers.DropoutStream(k)))(key) if not isinstance(key, int) \
+      else draws(layers.DropoutStream(key))
+  np.testing.assert_array_equal(traced, want)
+  assert len(set(map(tuple, np.asarray(want).tolist()))) == 3

@@ -57,6 +57,28 @@ class KeyStream:
     return jax.random.fold_in(self._key, self._count)
 
 
+class DropoutStream:
+  """Stands in for `nnx.Rngs(key)` in a forward pass: the n-th `dropout()` (n = 0, 1, ...)
+  is the key `nnx.Rngs(key).dropout()` gives, fold_in(key, n), counted in Python.
+
+  An `nnx.Rngs` draw writes its count variable, and under a trace each write inspects the
+  trace so far (see `KeyStream`): tracing a train step grew quadratically with its random
+  draws (dropout, drop path, SpecAugment, mixup)."""
+
+  def __init__(self, key):
+    if isinstance(key, int):
+      key = jax.random.key(key)
+    elif not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+      key = jax.random.wrap_key_data(key)
+    self._key = key
+    self._count = 0
+
+  def dropout(self):
+    key = jax.random.fold_in(self._key, self._count)
+    self._count += 1
+    return key
+
+
 def key_stream(rngs) -> KeyStream:
   """`rngs` as a `KeyStream` (one draw from an `nnx.Rngs`; a KeyStream is kept): model
   constructors call it first, so that building a whole model abstractly
