@@ -87,8 +87,8 @@ def run_subprocess(golden_dir, fixture: str, out_path, timeout: int = 900) -> di
   proc = subprocess.run([sys.executable, str(tests / "golden_f64.py"), str(golden_dir), fixture,
                          str(out_path)], env=env, capture_output=True, text=True, timeout=timeout)
   if proc.returncode:
-    killed = (" (killed by signal {}: out of memory?)".format(-proc.returncode)
-              if proc.returncode < 0 else "")
+    signal = -proc.returncode
+    killed = f" (killed by signal {signal}: out of memory?)" if signal > 0 else ""
     raise AssertionError(f"golden_f64.py {fixture} failed with status {proc.returncode}"
                          f"{killed}:\n{proc.stderr[-4000:]}")
   with np.load(out_path) as out:
