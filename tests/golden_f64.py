@@ -21,7 +21,6 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -30,13 +29,6 @@ from golden_weights import golden_state_dict  # noqa: E402
 import main_runs  # noqa: E402
 from weight_conversion import archs  # noqa: E402
 from weight_conversion import engine  # noqa: E402
-
-
-def widen(model):
-  state = jax.tree.map(
-      lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x,
-      nnx.state(model))
-  nnx.update(model, state)
 
 
 AVVP_OUTPUTS = ("aud_cls_prob", "vis_cls_prob", "global_prob", "a_prob", "v_prob",
@@ -61,9 +53,10 @@ for _subset in ("s4", "ms3"):
       AVS_OUTPUTS)
 
 
-def convert(golden_dir, fixture: str, arch_name: str, config=None):
+def convert(golden_dir, fixture: str, arch_name: str, config=None, *, widen: bool = False):
   """The fixture's rule weights through the real conversion of `arch_name` (its
-  `check_source` included) → (model, {'ignored': {key: reason}, 'mapping': {key: target}})."""
+  `check_source` included) → (model, {'ignored': {key: reason}, 'mapping': {key: target}});
+  `widen`: every floating weight and table of the model widened to float64 (on the host)."""
   golden_dir = pathlib.Path(golden_dir)
   state = golden_state_dict(golden_dir / f"{fixture}_manifest.json",
                             golden_dir / "ave_full_computed_buffers.npz")
@@ -71,10 +64,15 @@ def convert(golden_dir, fixture: str, arch_name: str, config=None):
   config = arch.config if config is None else config
   if arch.check_source is not None:
     arch.check_source(state, config)
-  result = engine.convert(state, archs.abstract_model(arch, config), arch.rules(list(state)),
+  abstract = archs.abstract_model(arch, config)
+  result = engine.convert(state, abstract, arch.rules(list(state)),
                           what=f"golden {fixture} state dict")
   del state
-  model = archs.materialize(arch, config, result.values)
+  values = result.values
+  if widen:
+    values = {k: v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v
+              for k, v in values.items()}
+  model = archs.materialize(arch, config, values, abstract=abstract)
   return model, {"ignored": dict(result.ignored),
                  "mapping": {source: target for source, target, _ in result.mapping}}
 
@@ -103,8 +101,7 @@ def main(golden_dir, fixture, out_path):
   config = archs.get(arch_name).config
   if "htsat" in config:
     config = dict(config, htsat=dict(config["htsat"], stft="dft"))
-  model, _ = convert(golden_dir, fixture, arch_name, config)
-  widen(model)
+  model, _ = convert(golden_dir, fixture, arch_name, config, widen=True)
   io = np.load(golden_dir / f"{fixture}_io.npz")
   args = [np.asarray(x).astype(np.float64) if np.issubdtype(np.asarray(x).dtype, np.floating)
           else np.asarray(x) for x in inputs(io)]

@@ -83,9 +83,12 @@ def abstract_model(arch: Arch, config: dict) -> nnx.Module:
                                  f"({e}); check --model_config") from e
 
 
-def materialize(arch: Arch, config: dict, values: dict[str, np.ndarray]) -> nnx.Module:
-  """A concrete model whose every variable comes from `values` (dotted paths)."""
-  graphdef, state = nnx.split(abstract_model(arch, config))
+def materialize(arch: Arch, config: dict, values: dict[str, np.ndarray], *,
+                abstract: nnx.Module | None = None) -> nnx.Module:
+  """A concrete model whose every variable comes from `values` (dotted paths);
+  `abstract`: the `abstract_model(arch, config)` a conversion already built."""
+  abstract = abstract_model(arch, config) if abstract is None else abstract
+  graphdef, state = nnx.split(abstract)
   missing = []
   for path, var in state.flat_state():
     dotted = ".".join(str(p) for p in path)
