@@ -25,6 +25,13 @@ class IndexSource:
     return {"index": np.int64(i), "x": np.full((2,), i, np.float32)}
 
 
+class EpochSource(IndexSource):
+  """Elements that also carry the pass they were read in (`at_epoch`)."""
+
+  def at_epoch(self, i, epoch):
+    return {**self[i], "epoch": np.int64(epoch)}
+
+
 def indices(it, steps):
   return [next(it)["index"].tolist() for _ in range(steps)]
 
@@ -103,6 +110,29 @@ def test_checkpoint_state_resumes_exactly():
   assert indices(fresh, 6) == expected
   it.set_state(state)
   assert indices(it, 6) == expected
+
+
+def test_an_epoch_aware_source_reads_each_pass_with_its_epoch():
+  """A source with `at_epoch` gets the pass over its shard (training repeats, shuffled,
+  sharded, resumed mid-epoch) and 0 in evaluation; the order is a plain source's."""
+  n, bs = 12, 4  # 6 per shard: batches span two passes
+  make = lambda source: pipeline.make_pipeline(source, batch_size=bs, seed=5, shard_index=1,
+                                               shard_count=2)
+  batches = [next(it) for it in [make(EpochSource(n))] for _ in range(6)]
+  got = np.concatenate([b["index"] for b in batches]), np.concatenate([b["epoch"] for b in batches])
+  np.testing.assert_array_equal(got[0], sum(indices(make(IndexSource(n)), 6), []))
+  np.testing.assert_array_equal(got[1], np.repeat([0, 1, 2, 3], 6))
+  for epoch in range(4):
+    assert sorted(got[0][got[1] == epoch]) == list(range(1, n, 2))
+  it = make(EpochSource(n))
+  next(it)
+  fresh = make(EpochSource(n))
+  fresh.set_state(it.get_state())
+  np.testing.assert_array_equal(np.concatenate([next(fresh)["epoch"] for _ in range(5)]),
+                                got[1][bs:])
+  evaluation = pipeline.make_pipeline(EpochSource(n), batch_size=5, shuffle=False, num_epochs=1,
+                                      pad_remainder=True, shard_index=0, shard_count=1)
+  assert all((b["epoch"] == 0).all() for b in evaluation)
 
 
 def test_transforms_apply_before_batching():

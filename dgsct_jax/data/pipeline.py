@@ -1,7 +1,12 @@
 """The grain input pipeline shared by every task and by the synthetic dataset.
 
 A *source* is any random-access object with `__len__` and `__getitem__(i)`
-returning one element dict (see `dgsct_jax.data.sources.get_source`). For AVE
+returning one element dict (see `dgsct_jax.data.sources.get_source`). A source
+whose elements change from epoch to epoch (MUSIC-AVQA's negative frames, redrawn
+each epoch as the reference does) also has `at_epoch(i, epoch)`, which the
+pipeline calls instead, with the pass over the shard the element is read in
+(0 in evaluation); its elements then stay a function of (index, epoch), so a
+resumed run reads what an uninterrupted one would. For AVE
 and the synthetic dataset an element is
 
   frames   float32 (T, 3, H, W)  ImageNet-normalised, NCHW like PyTorch
@@ -48,10 +53,15 @@ class _Shard:
     return self.length
 
   def __getitem__(self, i: int) -> dict:
+    return self.element(i, epoch=0)
+
+  def element(self, i: int, epoch: int) -> dict:
+    """Element `i` of the shard as read in pass `epoch` over it."""
     global_index = self.index + int(i) * self.count
-    real = global_index < len(self.source)
-    element = dict(self.source[global_index % len(self.source)])
-    element["mask"] = np.bool_(real)
+    index = global_index % len(self.source)
+    at_epoch = getattr(self.source, "at_epoch", None)
+    element = dict(self.source[index] if at_epoch is None else at_epoch(index, epoch))
+    element["mask"] = np.bool_(global_index < len(self.source))
     return element
 
 
@@ -109,11 +119,14 @@ def make_dataset(source, *, batch_size: int, shuffle: bool = True, seed: int = 0
     shard_index, shard_count = jax.process_index(), jax.process_count()
   shard = shard_source(source, shard_index=shard_index, shard_count=shard_count,
                        pad_remainder=pad_remainder, batch_size=batch_size)
-  ds = grain.MapDataset.source(shard)
+  # Positions in the shard, shuffled and repeated, then read: after `repeat`, the k-th
+  # element is read in pass k // len(shard).
+  ds = grain.MapDataset.range(len(shard))
   if shuffle:
     ds = ds.shuffle(seed=seed)
   if num_epochs != 1:
     ds = ds.repeat(num_epochs)  # None: forever; reshuffles each epoch.
+  ds = ds.map_with_index(lambda k, i: shard.element(i, epoch=k // len(shard)))
   for fn in transforms:
     ds = ds.map(fn)
   read = grain.ReadOptions(num_threads=read_threads,
