@@ -61,9 +61,9 @@ def avqa(tmp_path_factory):
   return samples, root / "full", root / "skipped"
 
 
-def _expected_ids(seed, index, own, num_videos, divisor=60):
+def _expected_ids(seed, index, own, num_videos, divisor=60, epoch=0):
   """The reference rule, written out: redraw while id // divisor == own video."""
-  rng = np.random.default_rng((seed, index))
+  rng = np.random.default_rng((seed, epoch, index))
   ids = []
   for _ in range(10):
     frame_id = int(rng.integers(0, 10 * num_videos))
@@ -73,7 +73,7 @@ def _expected_ids(seed, index, own, num_videos, divisor=60):
   return ids
 
 
-def test_avqa_source_joins_videos_and_draws_seeded_negatives(avqa):
+def test_avqa_source_joins_videos_and_draws_seeded_negatives_each_epoch(avqa):
   samples, full, _ = avqa
   src = sources.get_source("music_avqa", "val", full, image_size=SIZE, seed=3)
   videos = records_of(full)
@@ -90,7 +90,14 @@ def test_avqa_source_joins_videos_and_draws_seeded_negatives(avqa):
     ids = _expected_ids(3, i, v, NUM_VIDEOS)
     want = records.decode_frames([videos[j // 10]["frames"][j % 10] for j in ids], SIZE)
     np.testing.assert_array_equal(el["negatives"], want)
-    np.testing.assert_array_equal(src[i]["negatives"], el["negatives"])  # same every epoch
+    assert src.at_epoch(i, 0).keys() == el.keys()
+    np.testing.assert_array_equal(src.at_epoch(i, 0)["negatives"], el["negatives"])
+    later = src.at_epoch(i, 2)  # redrawn each epoch, the rest of the element unchanged
+    ids = _expected_ids(3, i, v, NUM_VIDEOS, epoch=2)
+    want = records.decode_frames([videos[j // 10]["frames"][j % 10] for j in ids], SIZE)
+    np.testing.assert_array_equal(later["negatives"], want)
+    assert not np.array_equal(later["negatives"], el["negatives"])
+    np.testing.assert_array_equal(later["frames"], el["frames"])
   other = sources.get_source("music_avqa", "val", full, image_size=SIZE, seed=4)
   assert not np.array_equal(other[0]["negatives"], src[0]["negatives"])
   plain = sources.get_source("music_avqa", "val", full, image_size=SIZE, negatives=False)

@@ -38,8 +38,10 @@ class AvqaSource:
   negative can come from the same video), otherwise when `id // 10 == video
   position`; the frame is `frames[id % 10]` of the video at position `id //
   10` of `video_records`, so negatives come only from videos that were built.
-  The draw is seeded by (seed, question row), so it is reproducible and the
-  same in every epoch (the reference draws unseeded, in eval too). Positions
+  The draw is seeded by (seed, epoch, question row): redrawn every training epoch
+  as the reference's loader does, yet reproducible (and resumable: the pipeline
+  passes the epoch to `at_epoch`). Evaluation reads epoch 0, so every evaluation
+  sees the same negatives (the reference draws unseeded there too). Positions
   equal the reference's video indices when the videos build is complete.
   """
   qa_records: object
@@ -66,10 +68,10 @@ class AvqaSource:
   def __len__(self) -> int:
     return len(self.qa_records if self.questions is None else self.questions)
 
-  def _negatives(self, row: int, own: int, num_videos: int) -> np.ndarray:
+  def _negatives(self, row: int, own: int, num_videos: int, epoch: int = 0) -> np.ndarray:
     """10 frame ids (video position · 10 + frame) for question `row` of video `own`."""
     divisor = 60 if self.reference_negative_rule else 10
-    rng = np.random.default_rng((self.seed, int(row)))
+    rng = np.random.default_rng((self.seed, int(epoch), int(row)))
     out = []
     for _ in range(10):
       while True:
@@ -90,6 +92,10 @@ class AvqaSource:
     return position, video
 
   def __getitem__(self, index: int) -> dict:
+    return self.at_epoch(index, 0)
+
+  def at_epoch(self, index: int, epoch: int) -> dict:
+    """Element `index` as read in pass `epoch` (its negatives are that epoch's draw)."""
     row = int(index) if self.questions is None else self.questions[int(index)]
     q = self.qa_records[row]
     vid = records.as_str(q["video_id"])
@@ -108,7 +114,7 @@ class AvqaSource:
         "video_id": vid,
     }
     if self.negatives:
-      ids = self._negatives(row, position, len(self.video_records))
+      ids = self._negatives(row, position, len(self.video_records), epoch)
       frames = [self.video_records[i // 10]["frames"][i % 10] for i in ids]
       element["negatives"] = records.decode_frames(frames, self.image_size)
     return element
