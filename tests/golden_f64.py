@@ -1,6 +1,6 @@
 """A golden DG-SCT model (or head) in float64 (run in a subprocess with JAX_ENABLE_X64=1).
 
-    python tests/golden_f64.py GOLDEN_DIR FIXTURE OUT.npz [VALUES.npz]  # FIXTURE: a key of FIXTURES
+    python tests/golden_f64.py GOLDEN_DIR FIXTURE OUT.npz      # FIXTURE: a key of FIXTURES
 
 The tests call `run_subprocess` (this script in a JAX_ENABLE_X64 process) and use
 `convert` (a fixture's rule weights through the real arch conversion) in float32 too.
@@ -53,45 +53,37 @@ for _subset in ("s4", "ms3"):
       AVS_OUTPUTS)
 
 
-def converted_values(golden_dir, fixture: str, arch_name: str, config):
+def convert(golden_dir, fixture: str, arch_name: str, config=None, *, widen: bool = False):
   """The fixture's rule weights through the real conversion of `arch_name` (its
-  `check_source` included) → (values by model path, the abstract model, the conversion)."""
+  `check_source` included) → (model, {'ignored': {key: reason}, 'mapping': {key: target}});
+  `widen`: every floating weight and table of the model widened to float64 (on the host)."""
   golden_dir = pathlib.Path(golden_dir)
   state = golden_state_dict(golden_dir / f"{fixture}_manifest.json",
                             golden_dir / "ave_full_computed_buffers.npz")
   arch = archs.get(arch_name)
+  config = arch.config if config is None else config
   if arch.check_source is not None:
     arch.check_source(state, config)
   abstract = archs.abstract_model(arch, config)
   result = engine.convert(state, abstract, arch.rules(list(state)),
                           what=f"golden {fixture} state dict")
-  return result.values, abstract, result
-
-
-def convert(golden_dir, fixture: str, arch_name: str, config=None, *, save_values=None):
-  """The fixture's golden model (`converted_values`, materialised) → (model, {'ignored':
-  {key: reason}, 'mapping': {key: target}}); `save_values`: an .npz path that also gets
-  the converted values, for `run_subprocess(values=...)`."""
-  config = archs.get(arch_name).config if config is None else config
-  values, abstract, result = converted_values(golden_dir, fixture, arch_name, config)
-  if save_values is not None:
-    np.savez(save_values, **values)
-  model = archs.materialize(archs.get(arch_name), config, values, abstract=abstract)
+  del state
+  values = result.values
+  if widen:
+    values = {k: v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v
+              for k, v in values.items()}
+  model = archs.materialize(arch, config, values, abstract=abstract)
   return model, {"ignored": dict(result.ignored),
                  "mapping": {source: target for source, target, _ in result.mapping}}
 
 
-def run_subprocess(golden_dir, fixture: str, out_path, timeout: int = 900,
-                   values=None) -> dict:
-  """This script on `fixture` in a JAX_ENABLE_X64 subprocess → its float64 outputs;
-  `values`: the .npz of `convert(save_values=...)` for this fixture, read instead of
-  converting the rule weights again."""
+def run_subprocess(golden_dir, fixture: str, out_path, timeout: int = 900) -> dict:
+  """This script on `fixture` in a JAX_ENABLE_X64 subprocess → its float64 outputs."""
   tests = pathlib.Path(__file__).resolve().parent
   env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu", XLA_FLAGS=main_runs.COMPILE_FLAGS,
              PYTHONPATH=os.pathsep.join([str(tests.parent), str(tests)]))
-  args = [str(golden_dir), fixture, str(out_path)] + ([str(values)] if values is not None else [])
-  proc = subprocess.run([sys.executable, str(tests / "golden_f64.py"), *args], env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  proc = subprocess.run([sys.executable, str(tests / "golden_f64.py"), str(golden_dir), fixture,
+                         str(out_path)], env=env, capture_output=True, text=True, timeout=timeout)
   if proc.returncode:
     signal = -proc.returncode
     killed = f" (killed by signal {signal}: out of memory?)" if signal > 0 else ""
@@ -101,23 +93,15 @@ def run_subprocess(golden_dir, fixture: str, out_path, timeout: int = 900,
     return dict(out)
 
 
-def main(golden_dir, fixture, out_path, values_path=None):
+def main(golden_dir, fixture, out_path):
   if not jax.config.jax_enable_x64:
     raise SystemExit("run with JAX_ENABLE_X64=1")
   golden_dir = pathlib.Path(golden_dir)
   arch_name, inputs, keys = FIXTURES[fixture]
-  arch = archs.get(arch_name)
-  config = arch.config
-  if "htsat" in config:  # the STFT's tables are constants, not model state: same values
+  config = archs.get(arch_name).config
+  if "htsat" in config:
     config = dict(config, htsat=dict(config["htsat"], stft="dft"))
-  if values_path is None:
-    values, abstract, _ = converted_values(golden_dir, fixture, arch_name, config)
-  else:
-    with np.load(values_path) as saved:
-      values, abstract = dict(saved), archs.abstract_model(arch, config)
-  values = {k: v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v
-            for k, v in values.items()}
-  model = archs.materialize(arch, config, values, abstract=abstract)
+  model, _ = convert(golden_dir, fixture, arch_name, config, widen=True)
   io = np.load(golden_dir / f"{fixture}_io.npz")
   args = [np.asarray(x).astype(np.float64) if np.issubdtype(np.asarray(x).dtype, np.floating)
           else np.asarray(x) for x in inputs(io)]

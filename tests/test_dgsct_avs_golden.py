@@ -32,25 +32,16 @@ def _official(out):
   return {k: np.asarray(v) for k, v in dict(official, pooled_audio=out["pooled_audio"]).items()}
 
 
-def _f64_run(golden_dir, fixture, tmp_path_factory, values=None):
+def _f64_run(golden_dir, fixture, tmp_path_factory):
   ours = golden_f64.run_subprocess(golden_dir, fixture,
-                                   tmp_path_factory.mktemp("golden_f64") / "out.npz",
-                                   values=values)
+                                   tmp_path_factory.mktemp("golden_f64") / "out.npz")
   with np.load(golden_dir / f"{fixture}_io.npz") as io:
     return _official(ours), dict(io)
 
 
 @pytest.fixture(scope="module")
-def s4_values(tmp_path_factory):
-  """Where `s4_f32` saves its converted weights, which the float64 run then reads."""
-  return tmp_path_factory.mktemp("avs_s4") / "values.npz"
-
-
-@pytest.fixture(scope="module")
-def s4_f64(golden_dir, tmp_path_factory, s4_f32, s4_values):
-  del s4_f32  # it wrote s4_values
-  yield _f64_run(golden_dir, "avs_s4_full", tmp_path_factory, values=s4_values)
-  s4_values.unlink()
+def s4_f64(golden_dir, tmp_path_factory):
+  return _f64_run(golden_dir, "avs_s4_full", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +50,9 @@ def ms3_f64(golden_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def s4_f32(golden_dir, s4_values):
+def s4_f32(golden_dir):
   """Rule weights → the real `dgsct_avs_s4` conversion → `run` (float32)."""
-  model, conversion = golden_f64.convert(golden_dir, "avs_s4_full", "dgsct_avs_s4",
-                                         save_values=s4_values)
+  model, conversion = golden_f64.convert(golden_dir, "avs_s4_full", "dgsct_avs_s4")
   ignored = conversion["ignored"]
   with np.load(golden_dir / "avs_s4_full_io.npz") as data:
     io = dict(data)
