@@ -52,9 +52,6 @@ class _Shard:
   def __len__(self) -> int:
     return self.length
 
-  def __getitem__(self, i: int) -> dict:
-    return self.element(i, epoch=0)
-
   def element(self, i: int, epoch: int) -> dict:
     """Element `i` of the shard as read in pass `epoch` over it."""
     global_index = self.index + int(i) * self.count
